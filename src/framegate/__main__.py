@@ -1,0 +1,3 @@
+from framegate.cli.main import app
+
+app()

@@ -1,0 +1,39 @@
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class AccountCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=200)
+    credits: int = Field(default=0, ge=0)
+    plan: str = Field(default="default", max_length=40)
+
+
+class CreditGrant(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    credits: int = Field(gt=0)
+    description: str = Field(default="", max_length=300)
+
+
+class AccountObject(BaseModel):
+    id: str
+    object: Literal["account"] = "account"
+    name: str
+    plan: str
+    credit_balance: int
+    created_at: int
+
+
+class CreatedAccountObject(AccountObject):
+    api_key: str = Field(description="The account's first key (all scopes but admin). Shown once.")
+    api_key_id: str
+
+
+class AccountList(BaseModel):
+    object: Literal["list"] = "list"
+    data: list[AccountObject]

@@ -1,0 +1,115 @@
+"""The application factory."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from framegate import __version__
+from framegate.api import router
+from framegate.config import Settings
+from framegate.engines.registry import EngineRegistry
+from framegate.exceptions import BadRequest, FramegateError, InvalidValue
+from framegate.kit.request_id import RequestIdMiddleware
+from framegate.runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+DESCRIPTION = """\
+framegate: a self-hostable video and image generation API. Submit a task, poll it,
+download the MP4. Authenticate with `Authorization: Bearer fg_live_…`.
+Every error is `{"error": {"type", "code", "message", "param", "request_id"}}` and every
+response carries `X-Request-Id`.
+"""
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    engines: EngineRegistry | None = None,
+    start_workers: bool = True,
+) -> FastAPI:
+    settings = settings or Settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        runtime = await Runtime.create(settings, engines=engines)
+        app.state.runtime = runtime
+        if start_workers:
+            await runtime.start_workers()
+        try:
+            yield
+        finally:
+            await runtime.close()
+
+    app = FastAPI(
+        title="framegate",
+        version=__version__,
+        description=DESCRIPTION,
+        lifespan=lifespan,
+    )
+    app.add_middleware(RequestIdMiddleware)
+    app.include_router(router)
+    _install_error_handlers(app)
+    return app
+
+
+def _request_id(request: Request) -> str | None:
+    return getattr(request.state, "request_id", None)
+
+
+def _envelope(request: Request, error: FramegateError) -> JSONResponse:
+    return JSONResponse(
+        error.body(_request_id(request)), status_code=error.status_code, headers=error.headers
+    )
+
+
+def _install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(FramegateError)
+    async def _framegate_error(request: Request, exc: FramegateError) -> JSONResponse:
+        return _envelope(request, exc)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+        return _envelope(request, _from_validation(exc.errors()))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        error = FramegateError(str(exc.detail), code=_HTTP_CODES.get(exc.status_code, "error"))
+        error.status_code = exc.status_code  # type: ignore[misc]
+        error.type = "not_found_error" if exc.status_code == 404 else "invalid_request_error"  # type: ignore[misc]
+        return _envelope(request, error)
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        return _envelope(request, FramegateError("Internal server error."))
+
+
+_HTTP_CODES = {404: "not_found", 405: "method_not_allowed"}
+
+
+def _from_validation(errors: Any) -> FramegateError:
+    first = errors[0] if errors else {"loc": (), "msg": "invalid request", "type": ""}
+    loc = [str(p) for p in first.get("loc", ()) if p not in ("body", "query", "path", "header")]
+    param = ".".join(loc) or None
+    message = str(first.get("msg", "invalid value"))
+    kind = first.get("type", "")
+    if kind == "json_invalid":
+        return BadRequest("The body is not valid JSON.", code="invalid_json")
+    if kind == "extra_forbidden":
+        return InvalidValue(
+            f"Unknown field {param!r}. Check the field name against the API reference.",
+            param=param,
+            code="unknown_parameter",
+        )
+    if kind == "missing":
+        return InvalidValue(f"{param} is required.", param=param, code="missing_parameter")
+    return InvalidValue(f"{param}: {message}" if param else message, param=param)

@@ -1,0 +1,317 @@
+"""The model catalog: built-in routes plus the operator's file, sizing and pricing."""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+from pydantic import ValidationError
+
+from framegate.catalog.builtins import BUILTIN_ROUTES
+from framegate.catalog.schemas import (
+    RESOLUTION_TIERS,
+    TIER_SHORT_SIDE,
+    CatalogFile,
+    Estimate,
+    ModelObject,
+    ModelRoute,
+    ResolutionTier,
+)
+from framegate.engines.registry import EngineRegistry
+from framegate.exceptions import InvalidValue
+
+_SIZE_RE = re.compile(r"^(\d{2,5})[x*](\d{2,5})$")
+_ASPECT_RE = re.compile(r"^(\d{1,2}):(\d{1,2})$")
+
+
+@dataclass(frozen=True, slots=True)
+class OutputPlan:
+    """A request resolved against its route: exact output geometry, price and time."""
+
+    route: ModelRoute
+    width: int
+    height: int
+    tier: ResolutionTier
+    credits: int
+    estimated_seconds: int
+    duration: int | None = None
+    fps: int | None = None
+    num_frames: int | None = None
+    n: int = 1
+
+    def as_estimate(self) -> Estimate:
+        return Estimate(
+            model=self.route.id,
+            kind=self.route.kind,
+            credits=self.credits,
+            estimated_seconds=self.estimated_seconds,
+            width=self.width,
+            height=self.height,
+            resolution_tier=self.tier,
+            duration=self.duration,
+            fps=self.fps,
+            num_frames=self.num_frames,
+            n=self.n if self.route.kind == "image" else None,
+            pricing=self.route.pricing,
+        )
+
+
+class CatalogError(Exception):
+    """The catalog file is unreadable or invalid."""
+
+
+def load_routes(path: Path | None) -> list[ModelRoute]:
+    """Built-ins, then the file's routes replacing built-ins of the same id."""
+    routes = {route.id: route for route in BUILTIN_ROUTES}
+    if path is not None:
+        try:
+            raw = yaml.safe_load(path.read_text()) or {}
+            parsed = CatalogFile.model_validate(raw)
+        except (OSError, yaml.YAMLError, ValidationError) as exc:
+            raise CatalogError(f"catalog file {path}: {exc}") from exc
+        for route in parsed.routes:
+            routes[route.id] = route
+    return [route for route in routes.values() if route.enabled]
+
+
+class Catalog:
+    def __init__(self, routes: list[ModelRoute], engines: EngineRegistry) -> None:
+        self._routes = {route.id: route for route in routes}
+        self._by_name: dict[str, ModelRoute] = {}
+        for route in routes:
+            for name in (route.id, *route.aliases):
+                self._by_name[name.lower()] = route
+        self._engines = engines
+
+    def routes(self) -> list[ModelRoute]:
+        return list(self._routes.values())
+
+    def get(self, name: str) -> ModelRoute | None:
+        return self._by_name.get(name.lower())
+
+    def is_available(self, route: ModelRoute) -> bool:
+        return self._engines.is_available(route.engine, route.settings)
+
+    def to_object(self, route: ModelRoute) -> ModelObject:
+        return ModelObject(
+            id=route.id,
+            name=route.name or route.id,
+            description=route.description,
+            kind=route.kind,
+            aliases=route.aliases,
+            engine=route.engine,
+            available=self.is_available(route),
+            capabilities=route.capabilities,
+            pricing=route.pricing,
+        )
+
+    def require(self, name: str, *, kind: str, param: str = "model") -> ModelRoute:
+        """The available route of this kind called ``name``, or a 422 that lists the options."""
+        route = self.get(name)
+        options = sorted(
+            r.id for r in self._routes.values() if r.kind == kind and self.is_available(r)
+        )
+        if route is None:
+            raise InvalidValue(
+                f"Unknown model {name!r}. Available {kind} models: {', '.join(options)}.",
+                param=param,
+                code="model_not_found",
+            )
+        if route.kind != kind:
+            raise InvalidValue(
+                f"Model {route.id!r} generates {route.kind}s, not {kind}s. "
+                f"Available {kind} models: {', '.join(options)}.",
+                param=param,
+                code="model_kind_mismatch",
+            )
+        if not self.is_available(route):
+            raise InvalidValue(
+                f"Model {route.id!r} is not available on this installation "
+                "(its weights or vendor key are not configured).",
+                param=param,
+                code="model_unavailable",
+            )
+        return route
+
+    def plan_video(
+        self,
+        route: ModelRoute,
+        *,
+        duration: int | None,
+        size: str | None,
+        resolution: str | None,
+        aspect_ratio: str | None,
+        fps: int | None,
+        has_image: bool,
+    ) -> OutputPlan:
+        caps = route.capabilities
+        if has_image and not caps.image_to_video:
+            raise InvalidValue(
+                f"Model {route.id!r} does not support image-to-video; drop input_image or "
+                "choose a model whose capabilities include image_to_video.",
+                param="input_image",
+                code="unsupported_capability",
+            )
+        if not has_image and not caps.text_to_video:
+            raise InvalidValue(
+                f"Model {route.id!r} needs input_image (it is image-to-video only).",
+                param="input_image",
+                code="input_image_required",
+            )
+        seconds = caps.default_duration if duration is None else duration
+        if not caps.min_duration <= seconds <= caps.max_duration:
+            raise InvalidValue(
+                f"duration must be between {caps.min_duration} and {caps.max_duration} "
+                f"seconds for {route.id!r}; got {seconds}.",
+                param="duration",
+            )
+        rate = caps.default_fps if fps is None else fps
+        if not caps.min_fps <= rate <= caps.max_fps:
+            raise InvalidValue(
+                f"fps must be between {caps.min_fps} and {caps.max_fps} for {route.id!r}; "
+                f"got {rate}.",
+                param="fps",
+            )
+        width, height = self._resolve_size(route, size, resolution, aspect_ratio)
+        tier = tier_for(width, height)
+        frames = seconds * rate
+        units = seconds if route.pricing.unit == "second" else 1
+        credits = price_for(route, tier) * units
+        estimated = route.speed.base_seconds + (
+            frames * width * height / 1e6 * route.speed.seconds_per_megapixel_frame
+        )
+        return OutputPlan(
+            route=route,
+            width=width,
+            height=height,
+            tier=tier,
+            credits=credits,
+            estimated_seconds=max(1, math.ceil(estimated)),
+            duration=seconds,
+            fps=rate,
+            num_frames=frames,
+        )
+
+    def plan_image(self, route: ModelRoute, *, size: str | None, n: int | None) -> OutputPlan:
+        caps = route.capabilities
+        count = 1 if n is None else n
+        if not 1 <= count <= caps.max_images:
+            raise InvalidValue(
+                f"n must be between 1 and {caps.max_images} for {route.id!r}; got {count}.",
+                param="n",
+            )
+        width, height = self._resolve_size(route, size, None, None)
+        tier = tier_for(width, height)
+        estimated = route.speed.base_seconds + (
+            count * width * height / 1e6 * route.speed.seconds_per_megapixel_frame
+        )
+        return OutputPlan(
+            route=route,
+            width=width,
+            height=height,
+            tier=tier,
+            credits=price_for(route, tier) * count,
+            estimated_seconds=max(1, math.ceil(estimated)),
+            n=count,
+        )
+
+    def _resolve_size(
+        self,
+        route: ModelRoute,
+        size: str | None,
+        resolution: str | None,
+        aspect_ratio: str | None,
+    ) -> tuple[int, int]:
+        caps = route.capabilities
+        if size is not None and (resolution is not None or aspect_ratio is not None):
+            raise InvalidValue(
+                "Give either size (e.g. '1280x720') or resolution + aspect_ratio, not both.",
+                param="size",
+            )
+        param = "size"
+        if size is not None:
+            match = _SIZE_RE.match(size.strip().lower())
+            if match is None:
+                raise InvalidValue(
+                    f"size must look like '1280x720' (width x height); got {size!r}.",
+                    param="size",
+                )
+            width, height = int(match[1]), int(match[2])
+        elif resolution is not None or aspect_ratio is not None:
+            param = "resolution"
+            width, height = _from_resolution(
+                resolution or "720p", aspect_ratio or "16:9", caps.size_multiple
+            )
+        else:
+            width, height = _parse_size(caps.default_size)
+        self._check_size(route, width, height, param)
+        return width, height
+
+    @staticmethod
+    def _check_size(route: ModelRoute, width: int, height: int, param: str) -> None:
+        caps = route.capabilities
+        label = f"{width}x{height}"
+        if caps.sizes is not None:
+            if label not in caps.sizes:
+                raise InvalidValue(
+                    f"{param} {label} is not offered by {route.id!r}; "
+                    f"choose one of: {', '.join(caps.sizes)}.",
+                    param=param,
+                )
+            return
+        problems = []
+        if width % caps.size_multiple or height % caps.size_multiple:
+            problems.append(f"width and height must be multiples of {caps.size_multiple}")
+        if min(width, height) < caps.min_side or max(width, height) > caps.max_side:
+            problems.append(f"each side must be between {caps.min_side} and {caps.max_side}")
+        if width * height > caps.max_pixels:
+            problems.append(f"at most {caps.max_pixels} pixels")
+        if problems:
+            raise InvalidValue(
+                f"{param} {label} is not valid for {route.id!r}: {'; '.join(problems)}.",
+                param=param,
+            )
+
+
+def _parse_size(value: str) -> tuple[int, int]:
+    match = _SIZE_RE.match(value)
+    if match is None:
+        raise CatalogError(f"invalid default size {value!r}")
+    return int(match[1]), int(match[2])
+
+
+def _from_resolution(resolution: str, aspect_ratio: str, multiple: int) -> tuple[int, int]:
+    if resolution not in TIER_SHORT_SIDE:
+        raise InvalidValue(
+            f"resolution must be one of {', '.join(RESOLUTION_TIERS)}; got {resolution!r}.",
+            param="resolution",
+        )
+    match = _ASPECT_RE.match(aspect_ratio.strip())
+    if match is None or int(match[1]) == 0 or int(match[2]) == 0:
+        raise InvalidValue(
+            f"aspect_ratio must look like '16:9'; got {aspect_ratio!r}.", param="aspect_ratio"
+        )
+    a, b = int(match[1]), int(match[2])
+    short = TIER_SHORT_SIDE[resolution]
+    long = round(short * max(a, b) / min(a, b) / multiple) * multiple
+    return (long, short) if a >= b else (short, long)
+
+
+def tier_for(width: int, height: int) -> ResolutionTier:
+    short = min(width, height)
+    for tier in RESOLUTION_TIERS:
+        if short <= TIER_SHORT_SIDE[tier]:
+            return tier
+    return RESOLUTION_TIERS[-1]
+
+
+def price_for(route: ModelRoute, tier: ResolutionTier) -> int:
+    """The tier's price, or the next higher tier's when the route does not list it."""
+    prices = route.pricing.credits
+    for candidate in RESOLUTION_TIERS[RESOLUTION_TIERS.index(tier) :]:
+        if candidate in prices:
+            return prices[candidate]
+    return max(prices.values())

@@ -1,0 +1,277 @@
+"""The ``framegate`` command: serve the platform and administer it."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Awaitable, Callable
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from framegate import __version__
+from framegate.config import Settings
+from framegate.exceptions import FramegateError
+from framegate.kit.time import to_unix
+from framegate.runtime import Runtime
+
+app = typer.Typer(
+    help="framegate: a self-hostable video generation API platform.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+admin_app = typer.Typer(help="Operator commands: accounts and credits.", no_args_is_help=True)
+keys_app = typer.Typer(help="API keys of an account.", no_args_is_help=True)
+app.add_typer(admin_app, name="admin")
+app.add_typer(keys_app, name="keys")
+
+console = Console()
+err_console = Console(stderr=True)
+T = TypeVar("T")
+
+
+def _run(work: Callable[[Runtime], Awaitable[T]]) -> T:
+    """Build the runtime (migrating the database), run one operation, close it."""
+
+    async def main() -> T:
+        runtime = await Runtime.create(Settings())
+        try:
+            return await work(runtime)
+        finally:
+            await runtime.close()
+
+    try:
+        return asyncio.run(main())
+    except FramegateError as exc:
+        err_console.print(f"[red]error:[/red] {exc.message}")
+        raise typer.Exit(1) from None
+
+
+def _emit(payload: dict[str, Any], as_json: bool, lines: list[str]) -> None:
+    if as_json:
+        typer.echo(json.dumps(payload))
+    else:
+        for line in lines:
+            console.print(line)
+
+
+@app.command()
+def version() -> None:
+    """Print the version."""
+    typer.echo(__version__)
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Interface to listen on.")] = None,
+    port: Annotated[int | None, typer.Option(help="Port to listen on.")] = None,
+    workers: Annotated[
+        int | None, typer.Option(help="Concurrent generation jobs in this process.")
+    ] = None,
+) -> None:
+    """Run the API and the embedded worker pool in one process."""
+    import uvicorn
+
+    from framegate.app import create_app
+
+    overrides: dict[str, Any] = {}
+    if workers is not None:
+        overrides["worker_concurrency"] = workers
+    settings = Settings(**overrides)
+    listen_host = host or settings.host
+    listen_port = port or settings.port
+
+    async def count_accounts(runtime: Runtime) -> int:
+        async with runtime.sessionmaker() as session:
+            return len(await runtime.accounts.list_accounts(session))
+
+    if _run(count_accounts) == 0:
+        console.print(
+            "[bold]No accounts yet.[/bold] Create one and get its first API key with:\n"
+            f"  framegate admin create-account --name me --credits 1000\n"
+            f"(data directory: {settings.data_dir.resolve()})"
+        )
+    console.print(f"framegate {__version__} listening on http://{listen_host}:{listen_port}")
+    uvicorn.run(
+        create_app(settings),
+        host=listen_host,
+        port=listen_port,
+        log_level=settings.log_level,
+        access_log=False,
+    )
+
+
+@admin_app.command("create-account")
+def create_account(
+    name: Annotated[str, typer.Option(help="Account name.")],
+    credits: Annotated[int, typer.Option(help="Opening credits.")] = 0,
+    admin: Annotated[bool, typer.Option(help="Give the first key the admin scope.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Create an account with opening credits and print its first API key (shown once)."""
+    from framegate.keys.scopes import ALL_SCOPES
+
+    async def work(runtime: Runtime) -> dict[str, Any]:
+        async with runtime.sessionmaker() as session:
+            created = await runtime.accounts.create(
+                session,
+                name=name,
+                credits=credits,
+                scopes=list(ALL_SCOPES) if admin else None,
+            )
+            await session.commit()
+            return {
+                "account_id": created.account.id,
+                "name": created.account.name,
+                "credits": created.account.credit_balance,
+                "api_key": created.key.secret,
+                "api_key_id": created.key.key.id,
+                "scopes": created.key.key.scopes,
+            }
+
+    result = _run(work)
+    _emit(
+        result,
+        as_json,
+        [
+            f"account  {result['account_id']} ({result['name']}), {result['credits']} credits",
+            f"api key  [bold]{result['api_key']}[/bold]",
+            "Store the key now: it is not shown again.",
+        ],
+    )
+
+
+@admin_app.command("grant")
+def grant(
+    account_id: Annotated[str, typer.Argument(help="Account id (acct_…).")],
+    credits: Annotated[int, typer.Option(help="Credits to add.")],
+    description: Annotated[str, typer.Option(help="Ledger note.")] = "",
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Add credits to an account."""
+    from framegate.credits.service import credit_service
+
+    async def work(runtime: Runtime) -> dict[str, Any]:
+        async with runtime.sessionmaker() as session:
+            await runtime.accounts.get(session, account_id)
+            entry = await credit_service.grant(session, account_id, credits, description)
+            await session.commit()
+            return {"account_id": account_id, "credits": credits, "balance": entry.balance_after}
+
+    result = _run(work)
+    _emit(result, as_json, [f"{account_id}: +{credits} credits, balance {result['balance']}"])
+
+
+@admin_app.command("accounts")
+def list_accounts(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """List accounts."""
+
+    async def work(runtime: Runtime) -> list[dict[str, Any]]:
+        async with runtime.sessionmaker() as session:
+            return [
+                {"account_id": a.id, "name": a.name, "credits": a.credit_balance}
+                for a in await runtime.accounts.list_accounts(session)
+            ]
+
+    rows = _run(work)
+    if as_json:
+        typer.echo(json.dumps(rows))
+        return
+    table = Table("account", "name", "credits")
+    for row in rows:
+        table.add_row(row["account_id"], row["name"], str(row["credits"]))
+    console.print(table)
+
+
+@keys_app.command("create")
+def create_key(
+    account: Annotated[str, typer.Option(help="Account id (acct_…).")],
+    name: Annotated[str, typer.Option(help="A label for the key.")] = "",
+    scope: Annotated[
+        list[str] | None, typer.Option(help="Scope to grant (repeat); default all but admin.")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Create an API key for an account (the secret is shown once)."""
+
+    async def work(runtime: Runtime) -> dict[str, Any]:
+        async with runtime.sessionmaker() as session:
+            await runtime.accounts.get(session, account)
+            created = await runtime.keys.create(session, account, name=name, scopes=scope)
+            await session.commit()
+            return {
+                "account_id": account,
+                "api_key_id": created.key.id,
+                "api_key": created.secret,
+                "scopes": created.key.scopes,
+            }
+
+    result = _run(work)
+    _emit(
+        result,
+        as_json,
+        [f"key {result['api_key_id']}: [bold]{result['api_key']}[/bold] (shown once)"],
+    )
+
+
+@keys_app.command("list")
+def list_keys(
+    account: Annotated[str, typer.Option(help="Account id (acct_…).")],
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """List an account's keys (never their secrets)."""
+
+    async def work(runtime: Runtime) -> list[dict[str, Any]]:
+        async with runtime.sessionmaker() as session:
+            await runtime.accounts.get(session, account)
+            return [
+                {
+                    "api_key_id": k.id,
+                    "name": k.name,
+                    "display": k.display,
+                    "scopes": k.scopes,
+                    "revoked_at": to_unix(k.revoked_at),
+                }
+                for k in await runtime.keys.list_keys(session, account)
+            ]
+
+    rows = _run(work)
+    if as_json:
+        typer.echo(json.dumps(rows))
+        return
+    table = Table("key", "name", "hint", "scopes", "revoked")
+    for row in rows:
+        revoked = "yes" if row["revoked_at"] else ""
+        table.add_row(
+            row["api_key_id"], row["name"], row["display"], " ".join(row["scopes"]), revoked
+        )
+    console.print(table)
+
+
+@keys_app.command("revoke")
+def revoke_key(
+    key_id: Annotated[str, typer.Argument(help="Key id (key_…).")],
+    account: Annotated[str, typer.Option(help="Account id (acct_…).")],
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Revoke a key at once."""
+
+    async def work(runtime: Runtime) -> dict[str, Any]:
+        async with runtime.sessionmaker() as session:
+            key = await runtime.keys.revoke(session, account, key_id)
+            await session.commit()
+            return {"api_key_id": key.id, "revoked_at": to_unix(key.revoked_at)}
+
+    result = _run(work)
+    _emit(result, as_json, [f"revoked {result['api_key_id']}"])
+
+
+@app.command()
+def migrate() -> None:
+    """Apply pending database migrations (serve does this too)."""
+    from framegate.db import upgrade_database
+
+    upgrade_database(Settings().resolved_database_url)
+    console.print("database is up to date")

@@ -1,0 +1,113 @@
+"""The one Settings object. Nothing else in framegate reads the environment."""
+
+from __future__ import annotations
+
+import secrets
+from functools import cached_property
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from framegate.kit.safe_fetch import FetchPolicy, parse_networks
+
+_SECRET_FILE = "secret.key"
+
+
+class Settings(BaseSettings):
+    """framegate configuration; every field can be set as ``FRAMEGATE_<NAME>``."""
+
+    model_config = SettingsConfigDict(env_prefix="FRAMEGATE_", env_file=None, extra="ignore")
+
+    env: Literal["development", "production", "test"] = "development"
+    data_dir: Path = Path(".framegate")
+    # SQLAlchemy async URL; empty means a SQLite file inside data_dir.
+    database_url: str = ""
+    # Signs output URLs and keys API-key hashes. Empty: generated once into data_dir.
+    secret_key: str = ""
+    # Absolute base for URLs in responses; empty: taken from the request.
+    public_url: str = ""
+
+    host: str = "127.0.0.1"
+    port: int = 8000
+
+    catalog_file: Path | None = None
+    worker_concurrency: int = Field(default=2, ge=0, le=64)
+    # A processing task whose lease is not renewed for this long is reclaimed by the reaper.
+    task_lease_seconds: float = Field(default=30.0, gt=0)
+    task_max_attempts: int = Field(default=2, ge=1, le=10)
+    reaper_interval_seconds: float = Field(default=5.0, gt=0)
+    worker_poll_seconds: float = Field(default=1.0, gt=0)
+    # How long POST /v1/images/generations waits for the image before answering 202.
+    image_sync_timeout_seconds: float = Field(default=60.0, ge=0)
+
+    signed_url_ttl_seconds: int = Field(default=3600, gt=0)
+
+    # Comma-separated CIDRs admitted despite being private (off by default).
+    allow_private_networks: str = ""
+    input_image_max_bytes: int = Field(default=20 * 1024 * 1024, gt=0)
+    input_image_max_pixels: int = Field(default=40_000_000, gt=0)
+    fetch_connect_timeout: float = Field(default=5.0, gt=0)
+    fetch_read_timeout: float = Field(default=15.0, gt=0)
+
+    log_level: str = "info"
+
+    @field_validator("allow_private_networks")
+    @classmethod
+    def _networks_parse(cls, value: str) -> str:
+        parse_networks(value)
+        return value
+
+    @field_validator("secret_key")
+    @classmethod
+    def _secret_is_strong(cls, value: str) -> str:
+        if value and len(value) < 32:
+            raise ValueError("FRAMEGATE_SECRET_KEY must be at least 32 characters")
+        return value
+
+    @cached_property
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite+aiosqlite:///{(self.data_dir / 'framegate.db').resolve()}"
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.resolved_database_url.startswith("sqlite")
+
+    @property
+    def storage_dir(self) -> Path:
+        return self.data_dir / "files"
+
+    @cached_property
+    def fetch_policy(self) -> FetchPolicy:
+        return FetchPolicy(
+            allow_networks=parse_networks(self.allow_private_networks),
+            max_bytes=self.input_image_max_bytes,
+            connect_timeout=self.fetch_connect_timeout,
+            read_timeout=self.fetch_read_timeout,
+        )
+
+    def ensure_data_dir(self) -> None:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+
+    @cached_property
+    def effective_secret_key(self) -> str:
+        """The configured secret, or one generated once and kept in the data directory.
+
+        Outside development a secret must be configured explicitly, so a production
+        deployment never runs on a key that lives next to the data it protects.
+        """
+        if self.secret_key:
+            return self.secret_key
+        if self.env == "production":
+            raise RuntimeError("FRAMEGATE_SECRET_KEY must be set when FRAMEGATE_ENV=production")
+        self.ensure_data_dir()
+        path = self.data_dir / _SECRET_FILE
+        if path.exists():
+            return path.read_text().strip()
+        value = secrets.token_urlsafe(48)
+        path.touch(mode=0o600)
+        path.write_text(value)
+        return value

@@ -1,0 +1,65 @@
+"""Balance and ledger of the calling account."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query
+
+from framegate.credits.schemas import CreditBalance, LedgerEntryObject, LedgerPage
+from framegate.credits.service import credit_service
+from framegate.dependencies import SessionDep, require_scope
+from framegate.exceptions import error_responses
+from framegate.keys.scopes import Scope
+from framegate.keys.service import AuthContext
+from framegate.kit.time import to_unix
+
+router = APIRouter(tags=["credits"])
+
+CreditReader = Annotated[AuthContext, Depends(require_scope(Scope.credits_read))]
+
+
+@router.get(
+    "/v1/credits",
+    response_model=CreditBalance,
+    responses=error_responses(401, 403),
+    summary="Credit balance",
+)
+async def get_credits(session: SessionDep, auth: CreditReader) -> CreditBalance:
+    """Available and held credits of the calling account."""
+    balance = await credit_service.balance(session, auth.account.id)
+    return CreditBalance(account_id=auth.account.id, available=balance.available, held=balance.held)
+
+
+@router.get(
+    "/v1/credits/ledger",
+    response_model=LedgerPage,
+    responses=error_responses(401, 403),
+    summary="Credit ledger",
+)
+async def get_ledger(
+    session: SessionDep,
+    auth: CreditReader,
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+    after: Annotated[str | None, Query(description="next_cursor of the previous page")] = None,
+) -> LedgerPage:
+    """Every credit movement, newest first: grants, holds, captures and releases."""
+    rows = await credit_service.ledger(session, auth.account.id, limit=limit + 1, after=after)
+    page, has_more = rows[:limit], len(rows) > limit
+    return LedgerPage(
+        data=[
+            LedgerEntryObject(
+                id=e.id,
+                kind=e.kind,
+                amount=e.amount,
+                credits=e.credits,
+                balance_after=e.balance_after,
+                task_id=e.task_id,
+                description=e.description,
+                created_at=to_unix(e.created_at) or 0,
+            )
+            for e in page
+        ],
+        has_more=has_more,
+        next_cursor=page[-1].id if has_more and page else None,
+    )

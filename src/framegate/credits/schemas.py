@@ -1,0 +1,31 @@
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+
+class CreditBalance(BaseModel):
+    object: Literal["credit_balance"] = "credit_balance"
+    account_id: str
+    available: int = Field(description="Credits that new tasks can hold.")
+    held: int = Field(description="Credits held by queued and processing tasks.")
+
+
+class LedgerEntryObject(BaseModel):
+    id: str
+    object: Literal["ledger_entry"] = "ledger_entry"
+    kind: Literal["grant", "hold", "capture", "release", "refund", "adjust"]
+    amount: int = Field(description="Signed change of the available balance.")
+    credits: int = Field(description="Credits moved; for a capture, the credits spent.")
+    balance_after: int
+    task_id: str | None
+    description: str
+    created_at: int
+
+
+class LedgerPage(BaseModel):
+    object: Literal["list"] = "list"
+    data: list[LedgerEntryObject]
+    has_more: bool
+    next_cursor: str | None = None

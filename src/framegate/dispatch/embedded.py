@@ -1,0 +1,77 @@
+"""Embedded dispatch: an in-process worker pool and reaper over the task table."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+
+from framegate.dispatch.worker import TaskRunner
+from framegate.kit.ids import new_id
+from framegate.tasks.lifecycle import TaskLifecycle
+from framegate.tasks.signals import TaskSignals
+
+log = logging.getLogger(__name__)
+
+
+class EmbeddedDispatcher:
+    """N worker coroutines claiming queued tasks, plus the lease reaper.
+
+    Workers wake on an in-process signal when a task is queued, and also poll, so tasks
+    queued by another process (or left queued before a restart) are picked up too.
+    """
+
+    def __init__(
+        self,
+        *,
+        runner: TaskRunner,
+        lifecycle: TaskLifecycle,
+        signals: TaskSignals,
+        concurrency: int,
+        poll_seconds: float,
+        reaper_interval_seconds: float,
+    ) -> None:
+        self._runner = runner
+        self._lifecycle = lifecycle
+        self._signals = signals
+        self._concurrency = concurrency
+        self._poll_seconds = poll_seconds
+        self._reaper_interval = reaper_interval_seconds
+        self._tasks: list[asyncio.Task[None]] = []
+        self.instance_id = f"{socket.gethostname()}:{os.getpid()}:{new_id('w')[2:12]}"
+
+    async def start(self) -> None:
+        for index in range(self._concurrency):
+            worker_id = f"{self.instance_id}/{index}"
+            self._tasks.append(asyncio.create_task(self._work(worker_id), name=worker_id))
+        self._tasks.append(asyncio.create_task(self._reap(), name="reaper"))
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks.clear()
+
+    async def _work(self, worker_id: str) -> None:
+        while True:
+            try:
+                task = await self._lifecycle.claim(worker_id)
+            except Exception:
+                log.exception("claim failed")
+                task = None
+            if task is None:
+                await self._signals.wait_for_queued(self._poll_seconds)
+                continue
+            await self._runner.run(task, worker_id)
+
+    async def _reap(self) -> None:
+        while True:
+            try:
+                await self._lifecycle.reap_expired()
+            except Exception:
+                log.exception("reaper pass failed")
+            await asyncio.sleep(self._reaper_interval)

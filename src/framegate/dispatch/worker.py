@@ -1,0 +1,197 @@
+"""The one job path: run a claimed task through its engine, store outputs, finalize."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import shutil
+import tempfile
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from PIL import Image
+
+from framegate.catalog.service import Catalog
+from framegate.engines.base import (
+    Engine,
+    EngineError,
+    GenerationRequest,
+    GenerationResult,
+    OutputFile,
+    TaskCancelledError,
+)
+from framegate.engines.registry import EngineRegistry
+from framegate.kit.images import decode_image
+from framegate.models import Task, TaskType
+from framegate.storage.base import Storage, output_key
+from framegate.tasks.lifecycle import TaskLifecycle
+
+log = logging.getLogger(__name__)
+
+_EXTENSIONS = {"video/mp4": "mp4", "image/png": "png", "image/jpeg": "jpg", "image/webp": "webp"}
+
+
+@dataclass
+class _Progress:
+    """Written by the engine thread, read by the heartbeat coroutine."""
+
+    fraction: float = 0.0
+    lost: bool = False
+
+
+class TaskRunner:
+    def __init__(
+        self,
+        *,
+        catalog: Catalog,
+        engines: EngineRegistry,
+        storage: Storage,
+        lifecycle: TaskLifecycle,
+        scratch_dir: Path,
+        max_image_pixels: int,
+        heartbeat_seconds: float = 0.5,
+    ) -> None:
+        self._catalog = catalog
+        self._engines = engines
+        self._storage = storage
+        self._lifecycle = lifecycle
+        self._scratch_dir = scratch_dir
+        self._max_image_pixels = max_image_pixels
+        self._heartbeat_seconds = heartbeat_seconds
+
+    async def run(self, task: Task, worker_id: str) -> None:
+        route = self._catalog.get(task.model)
+        engine = self._engines.get(route.engine) if route else None
+        if route is None or engine is None:
+            await self._lifecycle.fail(
+                task,
+                "model_unavailable",
+                f"Model {task.model!r} is no longer configured on this installation.",
+                worker_id=worker_id,
+            )
+            return
+        state = _Progress()
+        self._scratch_dir.mkdir(parents=True, exist_ok=True)
+        workdir = Path(tempfile.mkdtemp(prefix=f"{task.id}-", dir=self._scratch_dir))
+        heartbeat = asyncio.create_task(self._heartbeat(task, worker_id, state))
+        try:
+            request = await self._request(task, route.settings)
+            result = await self._generate(engine, request, workdir, state)
+            stored = await self._store(task, result)
+            price = task.credits_reserved
+            if not await self._lifecycle.complete(task, worker_id, stored, price):
+                # Cancelled or reclaimed while finishing: nothing of ours may remain.
+                await self._storage.delete_prefix(output_key(task.id, ""))
+        except TaskCancelledError:
+            log.info("task %s stopped: no longer ours (cancelled or reclaimed)", task.id)
+        except asyncio.CancelledError:
+            # The process is shutting down: stop the engine and hand the task back at once
+            # (without using up an attempt) instead of leaving it to the lease reaper.
+            state.lost = True
+            await self._lifecycle.hand_back(task, worker_id)
+            raise
+        except EngineError as exc:
+            await self._handle_engine_error(task, worker_id, exc)
+        except Exception as exc:
+            log.exception("task %s failed unexpectedly", task.id)
+            await self._lifecycle.fail(
+                task, "engine_error", f"Generation failed: {exc}", worker_id=worker_id
+            )
+        finally:
+            heartbeat.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await heartbeat
+            await asyncio.to_thread(shutil.rmtree, workdir, True)
+
+    async def _generate(
+        self, engine: Engine, request: GenerationRequest, workdir: Path, state: _Progress
+    ) -> GenerationResult:
+        def progress(fraction: float) -> None:
+            state.fraction = min(1.0, max(state.fraction, fraction))
+
+        return await engine.generate(request, workdir, progress, lambda: state.lost)
+
+    async def _heartbeat(self, task: Task, worker_id: str, state: _Progress) -> None:
+        renew_every = max(0.05, min(self._lifecycle.lease_seconds / 3, 10.0))
+        last_renewal = 0.0
+        last_sent = -1
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(self._heartbeat_seconds)
+            # Engine progress maps to 0-99; 100 is reserved for the completed state.
+            percent = min(99, int(state.fraction * 100))
+            now = loop.time()
+            if percent == last_sent and now - last_renewal < renew_every:
+                continue
+            try:
+                ours = await self._lifecycle.renew(task, worker_id, percent)
+            except Exception:
+                log.exception("lease renewal failed for %s", task.id)
+                continue
+            last_sent, last_renewal = percent, now
+            if not ours:
+                state.lost = True
+                return
+
+    async def _request(self, task: Task, settings: dict[str, Any]) -> GenerationRequest:
+        params = task.params
+        image: Image.Image | None = None
+        if params.get("input_image_key"):
+            data = await self._storage.get_bytes(params["input_image_key"])
+            image = await asyncio.to_thread(decode_image, data, max_pixels=self._max_image_pixels)
+        is_video = task.type == TaskType.video_generation
+        return GenerationRequest(
+            task_id=task.id,
+            kind="video" if is_video else "image",
+            prompt=params["prompt"],
+            negative_prompt=params.get("negative_prompt"),
+            width=params["width"],
+            height=params["height"],
+            seed=params["seed"],
+            duration=float(params.get("duration") or 0),
+            fps=int(params.get("fps") or 0),
+            num_frames=int(params.get("num_frames") or 0),
+            input_image=image,
+            camera_fixed=bool(params.get("camera_fixed")),
+            n=int(params.get("n") or 1),
+            settings=settings,
+        )
+
+    async def _store(self, task: Task, result: GenerationResult) -> dict[str, Any]:
+        outputs = []
+        for index, output in enumerate(result.outputs):
+            outputs.append(await self._store_one(task, index, output))
+        return {"outputs": outputs}
+
+    async def _store_one(self, task: Task, index: int, output: OutputFile) -> dict[str, Any]:
+        stem = "video" if output.content_type.startswith("video/") else "image"
+        ext = _EXTENSIONS.get(output.content_type, "bin")
+        key = output_key(task.id, f"{stem}-{index}.{ext}")
+        size = await self._storage.put_file(key, output.path, output.content_type)
+        item: dict[str, Any] = {
+            "key": key,
+            "content_type": output.content_type,
+            "bytes": size,
+            "width": output.width,
+            "height": output.height,
+        }
+        if output.thumbnail_path is not None:
+            thumbnail = output_key(task.id, f"thumbnail-{index}.jpg")
+            await self._storage.put_file(thumbnail, output.thumbnail_path, "image/jpeg")
+            item["thumbnail_key"] = thumbnail
+        if output.duration is not None:
+            item.update(duration=output.duration, fps=output.fps, num_frames=output.num_frames)
+        return item
+
+    async def _handle_engine_error(self, task: Task, worker_id: str, exc: EngineError) -> None:
+        if exc.retriable and task.attempts < self._lifecycle.max_attempts:
+            log.warning("task %s: retriable engine error: %s", task.id, exc.message)
+            await self._lifecycle.retry(task, exc.message, worker_id=worker_id)
+            return
+        await self._lifecycle.fail(task, exc.code, exc.message, worker_id=worker_id)
+
+
+TaskHandler = Callable[[Task, str], Awaitable[None]]

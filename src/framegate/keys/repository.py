@@ -1,0 +1,34 @@
+"""Queries for API keys."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from framegate.models import Account, APIKey
+
+
+class APIKeyRepository:
+    async def by_hash(
+        self, session: AsyncSession, secret_hash: str
+    ) -> tuple[APIKey, Account] | None:
+        statement = (
+            select(APIKey, Account)
+            .join(Account, Account.id == APIKey.account_id)
+            .where(APIKey.secret_hash == secret_hash)
+        )
+        row = (await session.execute(statement)).first()
+        return None if row is None else (row[0], row[1])
+
+    async def get(self, session: AsyncSession, account_id: str, key_id: str) -> APIKey | None:
+        statement = select(APIKey).where(APIKey.id == key_id, APIKey.account_id == account_id)
+        return (await session.execute(statement)).scalar_one_or_none()
+
+    async def list_for_account(self, session: AsyncSession, account_id: str) -> list[APIKey]:
+        statement = (
+            select(APIKey).where(APIKey.account_id == account_id).order_by(APIKey.created_at)
+        )
+        return list((await session.execute(statement)).scalars())
+
+
+api_key_repository = APIKeyRepository()

@@ -1,0 +1,161 @@
+"""API keys: create (secret shown once), authenticate, list, rotate, revoke."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from framegate.exceptions import Forbidden, InvalidValue, NotFound, Unauthorized
+from framegate.keys.repository import api_key_repository
+from framegate.keys.scopes import ALL_SCOPES, DEFAULT_SCOPES, has_scope
+from framegate.kit.crypto import (
+    display_hint,
+    generate_api_key,
+    hash_api_key,
+    is_well_formed_api_key,
+)
+from framegate.kit.ids import new_id
+from framegate.kit.time import as_utc, utcnow
+from framegate.models import Account, APIKey
+
+# Writing last_used_at on every request would turn every poll into a write.
+_LAST_USED_GRANULARITY = timedelta(seconds=60)
+
+
+@dataclass(frozen=True, slots=True)
+class AuthContext:
+    account: Account
+    key: APIKey
+
+    def require(self, scope: str) -> None:
+        if not has_scope(self.key.scopes, scope):
+            raise Forbidden(
+                f"This API key lacks the {scope!r} scope. Use a key that has it, or create "
+                "one with it via POST /v1/keys.",
+                code="insufficient_scope",
+            )
+
+
+@dataclass(frozen=True, slots=True)
+class CreatedKey:
+    key: APIKey
+    secret: str
+
+
+def validate_scopes(scopes: list[str] | None) -> list[str]:
+    if scopes is None:
+        return list(DEFAULT_SCOPES)
+    unknown = sorted(set(scopes) - set(ALL_SCOPES))
+    if unknown:
+        raise InvalidValue(
+            f"Unknown scope(s): {', '.join(unknown)}. Valid scopes: {', '.join(ALL_SCOPES)}.",
+            param="scopes",
+        )
+    if not scopes:
+        raise InvalidValue("A key needs at least one scope.", param="scopes")
+    return sorted(set(scopes))
+
+
+class APIKeyService:
+    def __init__(self, secret: str) -> None:
+        # The installation's secret keys the stored hashes.
+        self._secret = secret
+
+    def _hash(self, value: str) -> str:
+        return hash_api_key(value, self._secret)
+
+    async def create(
+        self,
+        session: AsyncSession,
+        account_id: str,
+        *,
+        name: str = "",
+        scopes: list[str] | None = None,
+        spend_cap: int | None = None,
+    ) -> CreatedKey:
+        secret = generate_api_key()
+        key = APIKey(
+            id=new_id("key"),
+            account_id=account_id,
+            name=name,
+            secret_hash=self._hash(secret),
+            display=display_hint(secret),
+            scopes=validate_scopes(scopes),
+            spend_cap=spend_cap,
+        )
+        session.add(key)
+        await session.flush()
+        return CreatedKey(key=key, secret=secret)
+
+    async def authenticate(self, session: AsyncSession, authorization: str | None) -> AuthContext:
+        token = _bearer_token(authorization)
+        if not is_well_formed_api_key(token):
+            raise Unauthorized(
+                "The API key is malformed. Keys start with 'fg_live_'; check it was copied whole."
+            )
+        found = await api_key_repository.by_hash(session, self._hash(token))
+        if found is None:
+            raise Unauthorized("Invalid API key.")
+        key, account = found
+        now = utcnow()
+        if key.revoked_at is not None and as_utc(key.revoked_at) <= now:
+            raise Unauthorized("This API key has been revoked.", code="revoked_api_key")
+        if not account.is_active:
+            raise Unauthorized("This account is disabled.", code="account_disabled")
+        if key.last_used_at is None or now - as_utc(key.last_used_at) > _LAST_USED_GRANULARITY:
+            key.last_used_at = now
+        return AuthContext(account=account, key=key)
+
+    async def list_keys(self, session: AsyncSession, account_id: str) -> list[APIKey]:
+        return await api_key_repository.list_for_account(session, account_id)
+
+    async def get(self, session: AsyncSession, account_id: str, key_id: str) -> APIKey:
+        key = await api_key_repository.get(session, account_id, key_id)
+        if key is None:
+            raise NotFound(f"No API key {key_id!r} in this account.", param="key_id")
+        return key
+
+    async def revoke(self, session: AsyncSession, account_id: str, key_id: str) -> APIKey:
+        key = await self.get(session, account_id, key_id)
+        now = utcnow()
+        if key.revoked_at is None or as_utc(key.revoked_at) > now:
+            key.revoked_at = now
+        return key
+
+    async def rotate(
+        self, session: AsyncSession, account_id: str, key_id: str, *, grace_seconds: int = 0
+    ) -> CreatedKey:
+        """A new secret with the same name, scopes and cap; the old one dies after the grace."""
+        old = await self.get(session, account_id, key_id)
+        now = utcnow()
+        if old.revoked_at is not None and as_utc(old.revoked_at) <= now:
+            raise InvalidValue("A revoked key cannot be rotated.", param="key_id")
+        created = await self.create(
+            session, account_id, name=old.name, scopes=list(old.scopes), spend_cap=old.spend_cap
+        )
+        old.revoked_at = now + timedelta(seconds=grace_seconds)
+        old.rotated_to_id = created.key.id
+        return created
+
+    @staticmethod
+    def check_grantable(context: AuthContext, scopes: list[str]) -> None:
+        """A key can only hand out scopes it holds itself."""
+        missing = [s for s in scopes if not has_scope(context.key.scopes, s)]
+        if missing:
+            raise Forbidden(
+                f"This key cannot grant scope(s) it does not hold: {', '.join(missing)}.",
+                code="insufficient_scope",
+            )
+
+
+def _bearer_token(authorization: str | None) -> str:
+    if not authorization:
+        raise Unauthorized(
+            "Missing API key. Send it as 'Authorization: Bearer fg_live_…'.", code="missing_api_key"
+        )
+    scheme, _, token = authorization.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Unauthorized("Use 'Authorization: Bearer <api key>'.", code="invalid_authorization")
+    return token.strip()

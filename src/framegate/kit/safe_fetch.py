@@ -1,0 +1,510 @@
+"""Fetch a caller-supplied URL without letting it reach the platform's own network.
+
+A URL in a request (an ``input_image`` now, a webhook target later) is an instruction to make
+an outbound connection from inside the deployment. Left unchecked it can read cloud metadata
+(169.254.169.254), admin ports on loopback or services on the private network. So:
+
+* the host is resolved exactly once and every address it resolves to must be globally routable,
+  or inside a network the operator allowlisted (``FRAMEGATE_ALLOW_PRIVATE_NETWORKS``);
+* the connection goes to that validated address, never to a second resolution of the name, so
+  a DNS answer that changes between check and use (DNS rebinding) cannot redirect it;
+* redirects are followed by hand, and every hop is validated the same way before any
+  connection is made to it;
+* the body is read with a byte cap and every phase has a timeout.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import ipaddress
+import re
+import socket
+import ssl
+import urllib.parse
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import httpx
+
+from framegate import __version__
+from framegate.exceptions import InvalidValue, PayloadTooLarge
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+DEFAULT_REMEDY = "Upload the image or pass a data URI instead."
+REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
+MAX_URL_LENGTH = 8192
+USER_AGENT = f"framegate/{__version__}"
+
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+# Characters of the legacy inet_aton() IPv4 spellings (2130706433, 0x7f000001, 0177.0.0.1,
+# 127.1). inet_aton() itself ignores anything after whitespace, so the whole host must match.
+_LEGACY_IPV4 = re.compile(r"[0-9a-fA-FxX.]+")
+
+
+def _v4(cidr: str) -> ipaddress.IPv4Network:
+    return ipaddress.IPv4Network(cidr)
+
+
+def _v6(cidr: str) -> ipaddress.IPv6Network:
+    return ipaddress.IPv6Network(cidr)
+
+
+# IANA special-purpose ranges, listed explicitly because ``is_global`` differs between Python
+# patch releases (3.11.7 reports 224.0.0.1 as global, for instance).
+_IPV4_SPECIAL: tuple[tuple[ipaddress.IPv4Network, str], ...] = (
+    (_v4("0.0.0.0/8"), "an unspecified ('this network') address"),
+    (_v4("10.0.0.0/8"), "a private address"),
+    (_v4("100.64.0.0/10"), "a shared (carrier-grade NAT) address"),
+    (_v4("127.0.0.0/8"), "a loopback address"),
+    (_v4("169.254.0.0/16"), "a link-local address"),
+    (_v4("172.16.0.0/12"), "a private address"),
+    (_v4("192.0.0.0/24"), "a reserved (IETF protocol assignment) address"),
+    (_v4("192.0.2.0/24"), "a documentation address"),
+    (_v4("192.88.99.0/24"), "a reserved (6to4 relay anycast) address"),
+    (_v4("192.168.0.0/16"), "a private address"),
+    (_v4("198.18.0.0/15"), "a benchmarking address"),
+    (_v4("198.51.100.0/24"), "a documentation address"),
+    (_v4("203.0.113.0/24"), "a documentation address"),
+    (_v4("224.0.0.0/4"), "a multicast address"),
+    (_v4("240.0.0.0/4"), "a reserved address"),
+)
+
+_IPV6_SPECIAL: tuple[tuple[ipaddress.IPv6Network, str], ...] = (
+    (_v6("::/128"), "an unspecified address"),
+    (_v6("::1/128"), "a loopback address"),
+    (_v6("100::/64"), "a discard-only address"),
+    # Teredo (2001::/32) is handled before this table; the rest of 2001::/23 is protocol
+    # infrastructure, refused whatever the running Python's ``is_global`` says about it.
+    (_v6("2001::/23"), "a reserved (IETF protocol assignment) address"),
+    (_v6("2001:db8::/32"), "a documentation address"),
+    (_v6("3fff::/20"), "a documentation address"),
+    (_v6("fc00::/7"), "a unique-local address"),
+    (_v6("fe80::/10"), "a link-local address"),
+    (_v6("fec0::/10"), "a site-local address"),
+    (_v6("ff00::/8"), "a multicast address"),
+)
+
+_IPV6_GLOBAL_UNICAST = _v6("2000::/3")
+_IPV4_TRANSLATED = _v6("::ffff:0:0:0/96")
+_NAT64_WELL_KNOWN = _v6("64:ff9b::/96")
+_NAT64_LOCAL_USE = _v6("64:ff9b:1::/48")
+_SIX_TO_FOUR = _v6("2002::/16")
+_TEREDO = _v6("2001::/32")
+_IPV4_COMPATIBLE = _v6("::/96")
+
+
+def parse_networks(value: str) -> tuple[IPNetwork, ...]:
+    """Parse a comma-separated CIDR list such as ``"10.0.0.0/8, fd00::/8"``.
+
+    A bare address means just that address. Host bits set (``10.0.0.1/8``) are an error rather
+    than silently widened, since an allowlist is the one place a typo opens the network up.
+    """
+    networks: list[IPNetwork] = []
+    for raw in value.split(","):
+        entry = raw.strip()
+        if not entry:
+            continue
+        try:
+            networks.append(ipaddress.ip_network(entry, strict=True))
+        except ValueError as exc:
+            raise ValueError(
+                f"invalid network {entry!r} in the allowlist: {exc}. "
+                "Use CIDR notation such as 10.0.0.0/8 or fd00::/8."
+            ) from exc
+    return tuple(networks)
+
+
+@dataclass(frozen=True)
+class FetchPolicy:
+    """Limits for one outbound fetch."""
+
+    allow_networks: tuple[IPNetwork, ...] = ()
+    max_bytes: int = 20 * 1024 * 1024
+    connect_timeout: float = 5.0
+    read_timeout: float = 15.0
+    max_redirects: int = 3
+    # read_timeout bounds each socket read, so a server dripping one byte at a time would
+    # otherwise hold the fetch open indefinitely.
+    total_timeout: float = 60.0
+
+
+@dataclass(frozen=True)
+class FetchedContent:
+    content: bytes
+    content_type: str | None
+    url: str
+
+
+def _as_address(ip: IPAddress | str) -> IPAddress:
+    address = ipaddress.ip_address(ip) if isinstance(ip, str) else ip
+    # An IPv4-mapped address is the IPv4 address itself on a dual-stack socket.
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return address.ipv4_mapped
+    return address
+
+
+def _ipv4_refusal(ip: ipaddress.IPv4Address) -> str | None:
+    for network, reason in _IPV4_SPECIAL:
+        if ip in network:
+            return reason
+    if not ip.is_global:
+        return "not a globally routable address"
+    return None
+
+
+def _embedded(kind: str, *inner: ipaddress.IPv4Address) -> str | None:
+    for v4 in inner:
+        reason = _ipv4_refusal(v4)
+        if reason is not None:
+            return f"{kind} address embedding {v4}, {reason}"
+    return None
+
+
+def _ipv6_refusal(ip: ipaddress.IPv6Address) -> str | None:
+    # Forms that carry an IPv4 address are judged by that address: translators and tunnels
+    # deliver the traffic to it, so ``64:ff9b::7f00:1`` is as much loopback as 127.0.0.1.
+    low32 = ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
+    if ip in _IPV4_TRANSLATED:
+        return _embedded("an IPv4-translated", low32)
+    if ip in _NAT64_WELL_KNOWN:
+        return _embedded("a NAT64", low32)
+    if ip in _NAT64_LOCAL_USE:
+        # The prefix length (and so where the IPv4 address sits) is chosen per site.
+        return "a local-use NAT64 address"
+    if ip in _SIX_TO_FOUR and ip.sixtofour is not None:
+        return _embedded("a 6to4", ip.sixtofour)
+    if ip in _TEREDO and ip.teredo is not None:
+        server, client = ip.teredo
+        return _embedded("a Teredo", server, client)
+    if ip in _IPV4_COMPATIBLE and int(ip) > 1:
+        return _embedded("an IPv4-compatible", low32)
+    for network, reason in _IPV6_SPECIAL:
+        if ip in network:
+            return reason
+    if ip not in _IPV6_GLOBAL_UNICAST:
+        return "a reserved address"
+    if not ip.is_global:
+        return "not a globally routable address"
+    return None
+
+
+def _refusal_reason(ip: IPAddress) -> str | None:
+    """Why ``ip`` is not a public address (``None`` when it is)."""
+    if isinstance(ip, ipaddress.IPv4Address):
+        return _ipv4_refusal(ip)
+    return _ipv6_refusal(ip)
+
+
+def _in_allowlist(ip: IPAddress, allow_networks: Iterable[IPNetwork]) -> bool:
+    # ``in`` across address families compares raw integers, so the version check matters.
+    return any(ip.version == net.version and ip in net for net in allow_networks)
+
+
+def is_address_allowed(ip: IPAddress | str, allow_networks: Iterable[IPNetwork] = ()) -> bool:
+    """True when ``ip`` is globally routable or inside one of ``allow_networks``."""
+    address = _as_address(ip)
+    return _in_allowlist(address, allow_networks) or _refusal_reason(address) is None
+
+
+def _legacy_ipv4(host: str) -> ipaddress.IPv4Address | None:
+    """The address of an inet_aton() spelling (``2130706433``, ``0x7f000001``, ``127.1``)."""
+    if not _LEGACY_IPV4.fullmatch(host):
+        return None
+    try:
+        return ipaddress.IPv4Address(socket.inet_aton(host))
+    except OSError:
+        return None
+
+
+def _ip_literal(host: str) -> IPAddress | None:
+    try:
+        return ipaddress.ip_address(host)
+    except ValueError:
+        return _legacy_ipv4(host)
+
+
+def _unsafe(param: str, remedy: str, detail: str) -> InvalidValue:
+    return InvalidValue(
+        f"{param} must be a public http(s) URL; {detail}. {remedy}",
+        param=param,
+        code="unsafe_url",
+    )
+
+
+def _invalid(param: str, detail: str) -> InvalidValue:
+    return InvalidValue(
+        f"{param} is not a valid URL: {detail}. Pass an absolute http(s) URL.",
+        param=param,
+        code="invalid_url",
+    )
+
+
+def _describe(host: str, effective: IPAddress, reason: str) -> str:
+    if host == str(effective):
+        return f"{host} is {reason}"
+    if _ip_literal(host) is not None:
+        return f"{host} is {effective}, {reason}"
+    return f"{host} resolves to {effective}, {reason}"
+
+
+def _unparseable(
+    url: str, policy: FetchPolicy, param: str, remedy: str, error: str
+) -> InvalidValue:
+    # httpx rejects some spellings the OS resolver would accept (``0177.0.0.1``). Nothing is
+    # fetched either way; this only makes the refusal say what the address really is.
+    try:
+        host = urllib.parse.urlsplit(url).hostname or ""
+    except ValueError:
+        host = ""
+    legacy = _legacy_ipv4(host)
+    if legacy is not None:
+        reason = _refusal_reason(legacy)
+        if reason is not None and not _in_allowlist(legacy, policy.allow_networks):
+            return _unsafe(param, remedy, f"{host} is {legacy}, {reason}")
+        return _invalid(param, f"write the IPv4 address {host} as {legacy}")
+    return _invalid(param, error)
+
+
+def _parse(url: str, policy: FetchPolicy, param: str, remedy: str) -> httpx.URL:
+    if len(url) > MAX_URL_LENGTH:
+        raise _invalid(param, f"it is longer than {MAX_URL_LENGTH} characters")
+    try:
+        parsed = httpx.URL(url)
+    except httpx.InvalidURL as exc:
+        raise _unparseable(url, policy, param, remedy, str(exc)) from None
+    if parsed.scheme not in _DEFAULT_PORTS:
+        shown = f"{parsed.scheme}: URLs are" if parsed.scheme else "relative URLs are"
+        raise _unsafe(param, remedy, f"{shown} not fetched")
+    if not parsed.host:
+        raise _invalid(param, "it has no host")
+    if parsed.userinfo:
+        raise _unsafe(param, remedy, "URLs with credentials (user:password@) are not fetched")
+    if parsed.port is not None and not 0 < parsed.port < 65536:
+        raise _invalid(param, f"port {parsed.port} is out of range")
+    if "%" in parsed.host:
+        raise _unsafe(param, remedy, "IPv6 zone identifiers are not allowed")
+    return parsed
+
+
+async def _resolve(host: str, port: int, policy: FetchPolicy, param: str) -> list[IPAddress]:
+    literal = _ip_literal(host)
+    if literal is not None:
+        return [literal]
+    loop = asyncio.get_running_loop()
+    try:
+        async with asyncio.timeout(policy.connect_timeout):
+            infos = await loop.getaddrinfo(
+                host, port, type=socket.SOCK_STREAM, proto=socket.IPPROTO_TCP
+            )
+    except TimeoutError:
+        raise InvalidValue(
+            f"{param}: the host {host} did not resolve within {policy.connect_timeout:g}s. "
+            "Check the URL or pass the content another way.",
+            param=param,
+            code="unresolvable_url",
+        ) from None
+    except (OSError, UnicodeError):
+        infos = []
+    addresses: list[IPAddress] = []
+    for _family, _type, _proto, _canonname, sockaddr in infos:
+        try:
+            address = ipaddress.ip_address(sockaddr[0])
+        except ValueError:
+            continue
+        if address not in addresses:
+            addresses.append(address)
+    if not addresses:
+        raise InvalidValue(
+            f"{param}: the host {host} could not be resolved. Check the URL.",
+            param=param,
+            code="unresolvable_url",
+        )
+    return addresses
+
+
+async def validate_url(
+    url: str,
+    policy: FetchPolicy,
+    *,
+    param: str = "input_image",
+    remedy: str = DEFAULT_REMEDY,
+) -> tuple[httpx.URL, str]:
+    """Check ``url`` and resolve its host once.
+
+    Returns the parsed URL and the address to connect to. Every address the host resolves to
+    must be allowed, not just the chosen one: a name that also points inward is refused.
+    ``remedy`` is the sentence that tells the caller what to do instead.
+    """
+    parsed = _parse(url, policy, param, remedy)
+    host = parsed.raw_host.decode("ascii")
+    port = parsed.port or _DEFAULT_PORTS[parsed.scheme]
+    addresses = await _resolve(host, port, policy, param)
+    for address in addresses:
+        effective = _as_address(address)
+        if _in_allowlist(effective, policy.allow_networks):
+            continue
+        reason = _refusal_reason(effective)
+        if reason is not None:
+            raise _unsafe(param, remedy, _describe(parsed.host, effective, reason))
+    return parsed, str(_as_address(addresses[0]))
+
+
+def pinned_request(url: httpx.URL, ip: str, *, accept: str | None = None) -> httpx.Request:
+    """A GET for ``url`` that connects to ``ip`` while still addressing the original host.
+
+    The Host header carries the name for virtual hosting; for https the name also goes into
+    SNI and certificate verification, so pinning the address does not weaken TLS.
+    """
+    headers = {
+        "Host": url.netloc.decode("ascii"),
+        "User-Agent": USER_AGENT,
+        "Accept": accept or "*/*",
+        # Compressed bodies would be inflated past the byte cap before it could be checked.
+        "Accept-Encoding": "identity",
+    }
+    extensions: dict[str, str] = {}
+    if url.scheme == "https":
+        extensions["sni_hostname"] = url.raw_host.decode("ascii")
+    return httpx.Request("GET", url.copy_with(host=ip), headers=headers, extensions=extensions)
+
+
+@functools.cache
+def _ssl_context() -> ssl.SSLContext:
+    # Built once: loading the CA bundle is the slow part, and the context is only read.
+    return httpx.create_ssl_context(trust_env=False)
+
+
+def _format_bytes(count: int) -> str:
+    if count >= 1024 * 1024:
+        return f"{count / (1024 * 1024):g} MiB"
+    if count >= 1024:
+        return f"{count / 1024:g} KiB"
+    return f"{count} bytes"
+
+
+def _too_large(param: str, max_bytes: int) -> PayloadTooLarge:
+    return PayloadTooLarge(
+        f"{param} is larger than the {_format_bytes(max_bytes)} limit. Use a smaller file.",
+        param=param,
+        code="input_too_large",
+    )
+
+
+def _fetch_failed(param: str, detail: str) -> InvalidValue:
+    return InvalidValue(
+        f"{param} could not be fetched: {detail}. Check that the URL is publicly reachable.",
+        param=param,
+        code="fetch_failed",
+    )
+
+
+def _fetch_timeout(param: str) -> InvalidValue:
+    return InvalidValue(
+        f"{param} could not be fetched: the server did not answer in time. "
+        "Use a faster host or pass the content another way.",
+        param=param,
+        code="fetch_timeout",
+    )
+
+
+async def _read_capped(response: httpx.Response, max_bytes: int, param: str) -> bytes:
+    declared = response.headers.get("content-length")
+    if declared is not None and declared.strip().isdigit() and int(declared) > max_bytes:
+        raise _too_large(param, max_bytes)
+    encoding = response.headers.get("content-encoding", "identity").strip().lower()
+    if encoding not in ("", "identity"):
+        raise _fetch_failed(param, f"the server sent a {encoding}-compressed body")
+    chunks: list[bytes] = []
+    received = 0
+    async for chunk in response.aiter_raw():
+        received += len(chunk)
+        if received > max_bytes:
+            raise _too_large(param, max_bytes)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+async def _one_hop(
+    url: httpx.URL,
+    ip: str,
+    policy: FetchPolicy,
+    ssl_context: ssl.SSLContext,
+    *,
+    param: str,
+    accept: str | None,
+) -> FetchedContent | str:
+    """Send one request; return the content, or the next URL when the answer is a redirect."""
+    timeout = httpx.Timeout(
+        connect=policy.connect_timeout,
+        read=policy.read_timeout,
+        write=policy.read_timeout,
+        pool=policy.connect_timeout,
+    )
+    # A client per hop: a pooled connection (and its TLS session, verified for the previous
+    # host) must not be reused for a redirect target that happens to share the address.
+    async with httpx.AsyncClient(
+        verify=ssl_context, trust_env=False, follow_redirects=False, timeout=timeout
+    ) as client:
+        try:
+            response = await client.send(pinned_request(url, ip, accept=accept), stream=True)
+            try:
+                status = response.status_code
+                if status in REDIRECT_STATUSES:
+                    location = response.headers.get("location")
+                    if not location:
+                        raise _fetch_failed(param, f"HTTP {status} redirect without a Location")
+                    try:
+                        return str(url.join(location.strip()))
+                    except httpx.InvalidURL:
+                        raise _fetch_failed(param, "the redirect Location is invalid") from None
+                if not 200 <= status < 300:
+                    raise _fetch_failed(param, f"the server answered HTTP {status}")
+                content = await _read_capped(response, policy.max_bytes, param)
+                return FetchedContent(
+                    content=content,
+                    content_type=response.headers.get("content-type"),
+                    url=str(url),
+                )
+            finally:
+                await response.aclose()
+        except httpx.TimeoutException:
+            raise _fetch_timeout(param) from None
+        except httpx.ConnectError as exc:
+            raise _fetch_failed(param, f"could not connect to {url.host}") from exc
+        except httpx.RemoteProtocolError as exc:
+            raise _fetch_failed(param, "the server sent an invalid HTTP response") from exc
+        except httpx.HTTPError as exc:
+            raise _fetch_failed(param, type(exc).__name__) from exc
+
+
+async def fetch_url(
+    url: str,
+    policy: FetchPolicy,
+    *,
+    param: str = "input_image",
+    accept: str | None = None,
+    remedy: str = DEFAULT_REMEDY,
+) -> FetchedContent:
+    """GET ``url`` under ``policy``: validated, address-pinned, capped and timed out.
+
+    Only a 2xx answer succeeds. ``FetchedContent.url`` is the final URL after redirects.
+    """
+    ssl_context = _ssl_context()
+    current = url
+    try:
+        async with asyncio.timeout(policy.total_timeout):
+            for _hop in range(policy.max_redirects + 1):
+                parsed, ip = await validate_url(current, policy, param=param, remedy=remedy)
+                outcome = await _one_hop(
+                    parsed, ip, policy, ssl_context, param=param, accept=accept
+                )
+                if isinstance(outcome, FetchedContent):
+                    return outcome
+                current = outcome
+    except TimeoutError:
+        raise _fetch_timeout(param) from None
+    raise _fetch_failed(param, f"it redirected more than {policy.max_redirects} times")

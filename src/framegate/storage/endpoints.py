@@ -1,0 +1,47 @@
+"""Serves stored files behind signed, expiring URLs (local storage backend)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Query
+from fastapi.responses import FileResponse
+
+from framegate.dependencies import RuntimeDep
+from framegate.exceptions import Forbidden, NotFound, error_responses
+
+router = APIRouter(tags=["files"])
+
+_CONTENT_TYPES = {"mp4": "video/mp4", "jpg": "image/jpeg", "png": "image/png", "webp": "image/webp"}
+
+
+@router.get(
+    "/v1/files/{key:path}",
+    response_class=FileResponse,
+    responses={
+        200: {"content": {"video/mp4": {}, "image/jpeg": {}, "image/png": {}}},
+        **error_responses(403, 404),
+    },
+    summary="Download an output",
+)
+async def get_file(
+    key: Annotated[str, Path(max_length=300)],
+    runtime: RuntimeDep,
+    expires: Annotated[int, Query()],
+    signature: Annotated[str, Query(max_length=128)],
+) -> FileResponse:
+    """A signed output URL as found in a task's result; tampered or expired links get 403."""
+    problem = runtime.signer.verify(key, expires, signature)
+    if problem == "expired":
+        raise Forbidden(
+            "This link has expired. Fetch the task again for a fresh URL.", code="url_expired"
+        )
+    if problem:
+        raise Forbidden("Invalid signature for this URL.", code="invalid_signature")
+    path = runtime.storage.local_path(key)
+    if path is None or not path.is_file():
+        raise NotFound("This file no longer exists.", code="file_not_found")
+    media_type = _CONTENT_TYPES.get(key.rsplit(".", 1)[-1], "application/octet-stream")
+    return FileResponse(
+        path, media_type=media_type, headers={"Cache-Control": "private, max-age=300"}
+    )

@@ -1,0 +1,181 @@
+"""Native generation and task routes."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Depends, Path, Query
+from fastapi.responses import JSONResponse
+
+from framegate.dependencies import AbsoluteURL, RuntimeDep, SessionDep, require_scope
+from framegate.exceptions import BadRequest, FramegateError, error_responses
+from framegate.keys.scopes import Scope
+from framegate.keys.service import AuthContext
+from framegate.kit.time import to_unix
+from framegate.models import TaskStatus
+from framegate.tasks.repository import task_repository
+from framegate.tasks.schemas import (
+    ImageData,
+    ImageGenerationRequest,
+    ImageGenerationResponse,
+    TaskList,
+    TaskObject,
+    VideoGenerationRequest,
+)
+
+router = APIRouter(tags=["tasks"])
+
+VideoWriter = Annotated[AuthContext, Depends(require_scope(Scope.videos_write))]
+ImageWriter = Annotated[AuthContext, Depends(require_scope(Scope.images_write))]
+TaskReader = Annotated[AuthContext, Depends(require_scope(Scope.tasks_read))]
+TaskId = Annotated[str, Path(max_length=40, description="The task id, e.g. task_…")]
+
+
+class GenerationFailed(FramegateError):
+    status_code = 502
+    type = "api_error"
+    code = "generation_failed"
+
+
+@router.post(
+    "/v1/async/videos/generations",
+    status_code=202,
+    response_model=TaskObject,
+    responses=error_responses(400, 401, 402, 403, 413, 422),
+    summary="Submit a video generation task",
+)
+async def create_video_task(
+    body: VideoGenerationRequest,
+    runtime: RuntimeDep,
+    session: SessionDep,
+    auth: VideoWriter,
+    absolute: AbsoluteURL,
+) -> TaskObject:
+    """Queue a text-to-video or image-to-video task; credits are held until it ends."""
+    task = await runtime.tasks.submit_video(session, auth, body)
+    await session.commit()
+    runtime.signals.task_queued()
+    return runtime.tasks.to_object(task, absolute)
+
+
+@router.post(
+    "/v1/videos/generations",
+    responses=error_responses(400),
+    summary="Synchronous video generation (not supported)",
+    deprecated=True,
+)
+async def synchronous_video_generation() -> None:
+    """Not supported: video generation is asynchronous; use POST /v1/async/videos/generations."""
+    raise BadRequest(
+        "Video generation is asynchronous: POST /v1/async/videos/generations, then poll "
+        "GET /v1/tasks/{id} and read result.data[0].url.",
+        code="use_async_endpoint",
+    )
+
+
+@router.post(
+    "/v1/images/generations",
+    response_model=ImageGenerationResponse,
+    responses={
+        202: {"model": TaskObject, "description": "Not ready in time: poll the task."},
+        **error_responses(400, 401, 402, 403, 422, 502),
+    },
+    summary="Generate images",
+)
+async def create_images(
+    body: ImageGenerationRequest,
+    runtime: RuntimeDep,
+    session: SessionDep,
+    auth: ImageWriter,
+    absolute: AbsoluteURL,
+) -> ImageGenerationResponse | JSONResponse:
+    """Generate images and answer with their URLs (or 202 with the task if it runs long)."""
+    task = await runtime.tasks.submit_image(session, auth, body)
+    await session.commit()
+    runtime.signals.task_queued()
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + runtime.settings.image_sync_timeout_seconds
+    while True:
+        async with runtime.sessionmaker() as fresh:
+            current = await task_repository.get(fresh, task.id)
+        if current is not None and TaskStatus(current.status).is_terminal():
+            task = current
+            break
+        remaining = deadline - loop.time()
+        if remaining <= 0:
+            view = runtime.tasks.to_object(current or task, absolute)
+            return JSONResponse(view.model_dump(mode="json"), status_code=202)
+        await runtime.signals.wait_for_change(task.id, min(0.5, remaining))
+    if task.status != TaskStatus.completed:
+        raise GenerationFailed(
+            f"Image generation failed ({task.error_code}): {task.error_message}. "
+            f"The credits were refunded. Task: {task.id}.",
+            code=task.error_code or "generation_failed",
+        )
+    view = runtime.tasks.to_object(task, absolute)
+    outputs = view.result.data if view.result else []
+    return ImageGenerationResponse(
+        created=to_unix(task.completed_at) or 0,
+        data=[
+            ImageData(url=o.url, width=o.width, height=o.height, thumbnail_url=o.thumbnail_url)
+            for o in outputs
+        ],
+        task_id=task.id,
+        model=task.model,
+        credits_used=task.credits_used,
+    )
+
+
+@router.get(
+    "/v1/tasks/{task_id}",
+    response_model=TaskObject,
+    responses=error_responses(401, 403, 404),
+    summary="Retrieve a task",
+)
+async def get_task(
+    task_id: TaskId,
+    runtime: RuntimeDep,
+    session: SessionDep,
+    auth: TaskReader,
+    absolute: AbsoluteURL,
+) -> TaskObject:
+    """The task's status and progress; when completed, the video URL is result.data[0].url."""
+    task = await runtime.tasks.get(session, auth.account.id, task_id)
+    return runtime.tasks.to_object(task, absolute)
+
+
+@router.get(
+    "/v1/tasks",
+    response_model=TaskList,
+    responses=error_responses(401, 403, 422),
+    summary="List tasks",
+)
+async def list_tasks(
+    runtime: RuntimeDep,
+    session: SessionDep,
+    auth: TaskReader,
+    absolute: AbsoluteURL,
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+    after: Annotated[str | None, Query(description="next_cursor of the previous page")] = None,
+    status: Annotated[
+        Literal["queued", "processing", "completed", "failed", "cancelled"] | None, Query()
+    ] = None,
+    model: Annotated[str | None, Query(max_length=120)] = None,
+    type: Annotated[Literal["video.generation", "image.generation"] | None, Query()] = None,
+) -> TaskList:
+    """The account's tasks, newest first, with cursor pagination and filters."""
+    tasks, has_more = await runtime.tasks.list_tasks(
+        session,
+        auth.account.id,
+        limit=limit,
+        after=after,
+        status=status,
+        model=model,
+        task_type=type,
+    )
+    return TaskList(
+        data=[runtime.tasks.to_object(t, absolute) for t in tasks],
+        has_more=has_more,
+        next_cursor=tasks[-1].id if has_more and tasks else None,
+    )

@@ -1,0 +1,239 @@
+"""Task state transitions after submission: claim, renew, complete, fail, retry, reap.
+
+Each is one short transaction around a compare-and-set on the task's status and attempt,
+with the credit movement in the same transaction, so two workers, a cancel and the reaper
+can race without double effects.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from framegate.credits.service import credit_service
+from framegate.db import transaction
+from framegate.kit.time import as_utc, utcnow
+from framegate.models import Task, TaskStatus
+from framegate.tasks.repository import task_repository
+from framegate.tasks.signals import TaskSignals
+
+log = logging.getLogger(__name__)
+
+
+class TaskLifecycle:
+    def __init__(
+        self,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        signals: TaskSignals,
+        *,
+        lease_seconds: float,
+        max_attempts: int,
+    ) -> None:
+        self._sessionmaker = sessionmaker
+        self._signals = signals
+        self.lease_seconds = lease_seconds
+        self.max_attempts = max_attempts
+
+    def _lease_end(self) -> Any:
+        return utcnow() + timedelta(seconds=self.lease_seconds)
+
+    async def claim(self, worker_id: str) -> Task | None:
+        """Take the oldest queued task: queued → processing, attempts + 1."""
+        async with transaction(self._sessionmaker) as session:
+            task_id = await task_repository.next_queued_id(session)
+            if task_id is None:
+                return None
+            task = await task_repository.get(session, task_id)
+            if task is None:
+                return None
+            now = utcnow()
+            claimed = await task_repository.compare_and_set(
+                session,
+                task_id,
+                status=TaskStatus.queued,
+                attempts=task.attempts,
+                values={
+                    "status": TaskStatus.processing,
+                    "attempts": task.attempts + 1,
+                    "worker_id": worker_id,
+                    "lease_expires_at": self._lease_end(),
+                    "started_at": now,
+                    "updated_at": now,
+                    "progress": 0,
+                },
+            )
+            if not claimed:
+                return None
+            task = await task_repository.get(session, task_id)
+        self._signals.task_changed(task_id)
+        return task
+
+    async def renew(self, task: Task, worker_id: str, progress: int) -> bool:
+        """Extend the lease and record progress; False once the task is no longer ours."""
+        async with transaction(self._sessionmaker) as session:
+            still_ours = await task_repository.compare_and_set(
+                session,
+                task.id,
+                status=TaskStatus.processing,
+                attempts=task.attempts,
+                worker_id=worker_id,
+                values={
+                    "lease_expires_at": self._lease_end(),
+                    "progress": progress,
+                    "updated_at": utcnow(),
+                },
+            )
+        if still_ours:
+            self._signals.task_changed(task.id)
+        return still_ours
+
+    async def complete(
+        self, task: Task, worker_id: str, result: dict[str, Any], credits_used: int
+    ) -> bool:
+        now = utcnow()
+        async with transaction(self._sessionmaker) as session:
+            done = await task_repository.compare_and_set(
+                session,
+                task.id,
+                status=TaskStatus.processing,
+                attempts=task.attempts,
+                worker_id=worker_id,
+                values={
+                    "status": TaskStatus.completed,
+                    "progress": 100,
+                    "result": result,
+                    "completed_at": now,
+                    "updated_at": now,
+                    "lease_expires_at": None,
+                    "processing_ms": _elapsed_ms(task, now),
+                },
+            )
+            if done:
+                await self._settle(session, task.id, capture=credits_used)
+        if done:
+            self._signals.task_changed(task.id)
+        return done
+
+    async def fail(
+        self,
+        task: Task,
+        code: str,
+        message: str,
+        *,
+        worker_id: str | None = None,
+        from_status: TaskStatus = TaskStatus.processing,
+    ) -> bool:
+        """→ failed, with the whole hold released (the failure costs nothing)."""
+        now = utcnow()
+        async with transaction(self._sessionmaker) as session:
+            done = await task_repository.compare_and_set(
+                session,
+                task.id,
+                status=from_status,
+                attempts=task.attempts,
+                worker_id=worker_id,
+                values={
+                    "status": TaskStatus.failed,
+                    "error_code": code,
+                    "error_message": message[:2000],
+                    "completed_at": now,
+                    "updated_at": now,
+                    "lease_expires_at": None,
+                    "processing_ms": _elapsed_ms(task, now),
+                },
+            )
+            if done:
+                await self._settle(session, task.id, release=f"refund: {code}")
+        if done:
+            self._signals.task_changed(task.id)
+        return done
+
+    async def retry(self, task: Task, reason: str, *, worker_id: str | None = None) -> bool:
+        """processing → queued for another attempt (the hold stays in place)."""
+        async with transaction(self._sessionmaker) as session:
+            done = await task_repository.compare_and_set(
+                session,
+                task.id,
+                status=TaskStatus.processing,
+                attempts=task.attempts,
+                worker_id=worker_id,
+                values={
+                    "status": TaskStatus.queued,
+                    "worker_id": None,
+                    "lease_expires_at": None,
+                    "progress": 0,
+                    "updated_at": utcnow(),
+                    "error_message": reason[:2000],
+                },
+            )
+        if done:
+            self._signals.task_changed(task.id)
+            self._signals.task_queued()
+        return done
+
+    async def hand_back(self, task: Task, worker_id: str) -> bool:
+        """processing → queued on a clean shutdown; the attempt does not count."""
+        async with transaction(self._sessionmaker) as session:
+            done = await task_repository.compare_and_set(
+                session,
+                task.id,
+                status=TaskStatus.processing,
+                attempts=task.attempts,
+                worker_id=worker_id,
+                values={
+                    "status": TaskStatus.queued,
+                    "attempts": task.attempts - 1,
+                    "worker_id": None,
+                    "lease_expires_at": None,
+                    "progress": 0,
+                    "updated_at": utcnow(),
+                },
+            )
+        if done:
+            self._signals.task_changed(task.id)
+        return done
+
+    async def reap_expired(self) -> int:
+        """Tasks whose worker stopped renewing: retried while attempts remain, else failed."""
+        async with self._sessionmaker() as session:
+            expired = await task_repository.expired_leases(session, utcnow())
+        handled = 0
+        for task in expired:
+            if task.attempts < self.max_attempts:
+                ok = await self.retry(task, "worker lost; retrying")
+            else:
+                ok = await self.fail(
+                    task,
+                    "worker_lost",
+                    f"The worker processing this task stopped after {task.attempts} attempt(s); "
+                    "the credits were refunded.",
+                )
+            if ok:
+                log.warning("reaped task %s (attempt %s)", task.id, task.attempts)
+                handled += 1
+        return handled
+
+    async def _settle(
+        self,
+        session: AsyncSession,
+        task_id: str,
+        *,
+        capture: int | None = None,
+        release: str | None = None,
+    ) -> None:
+        task = await task_repository.get(session, task_id)
+        if task is None:
+            return
+        if capture is not None:
+            await credit_service.capture(session, task, capture)
+        if release is not None:
+            await credit_service.release(session, task, release)
+
+
+def _elapsed_ms(task: Task, now: Any) -> int | None:
+    if task.started_at is None:
+        return None
+    return max(0, int((now - as_utc(task.started_at)).total_seconds() * 1000))

@@ -1,0 +1,92 @@
+"""Queries for tasks. Every status change is a compare-and-set on (status, attempts)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from framegate.models import Task, TaskStatus
+
+
+class TaskRepository:
+    async def add(self, session: AsyncSession, task: Task) -> Task:
+        session.add(task)
+        await session.flush()
+        return task
+
+    async def get(self, session: AsyncSession, task_id: str) -> Task | None:
+        return await session.get(Task, task_id, populate_existing=True)
+
+    async def get_for_account(
+        self, session: AsyncSession, account_id: str, task_id: str
+    ) -> Task | None:
+        statement = select(Task).where(Task.id == task_id, Task.account_id == account_id)
+        return (await session.execute(statement)).scalar_one_or_none()
+
+    async def list_for_account(
+        self,
+        session: AsyncSession,
+        account_id: str,
+        *,
+        limit: int,
+        after: str | None = None,
+        status: str | None = None,
+        model: str | None = None,
+        task_type: str | None = None,
+    ) -> list[Task]:
+        # Ids start with their creation time, so id order is newest-first order.
+        statement = select(Task).where(Task.account_id == account_id)
+        if after:
+            statement = statement.where(Task.id < after)
+        if status:
+            statement = statement.where(Task.status == status)
+        if model:
+            statement = statement.where(Task.model == model)
+        if task_type:
+            statement = statement.where(Task.type == task_type)
+        statement = statement.order_by(Task.id.desc()).limit(limit)
+        return list((await session.execute(statement)).scalars())
+
+    async def next_queued_id(self, session: AsyncSession) -> str | None:
+        statement = (
+            select(Task.id)
+            .where(Task.status == TaskStatus.queued)
+            .order_by(Task.id)
+            .limit(1)
+            .with_for_update(skip_locked=True)
+        )
+        return (await session.execute(statement)).scalar_one_or_none()
+
+    async def compare_and_set(
+        self,
+        session: AsyncSession,
+        task_id: str,
+        *,
+        status: str | tuple[str, ...],
+        attempts: int | None = None,
+        worker_id: str | None = None,
+        values: dict[str, Any],
+    ) -> bool:
+        """Apply ``values`` only if the task is still in ``status`` (and attempt/worker)."""
+        statuses = (status,) if isinstance(status, str) else status
+        statement = update(Task).where(Task.id == task_id, Task.status.in_(statuses))
+        if attempts is not None:
+            statement = statement.where(Task.attempts == attempts)
+        if worker_id is not None:
+            statement = statement.where(Task.worker_id == worker_id)
+        result = await session.execute(
+            statement.values(**values).execution_options(synchronize_session=False)
+        )
+        return bool(result.rowcount)  # type: ignore[attr-defined]
+
+    async def expired_leases(self, session: AsyncSession, now: datetime) -> list[Task]:
+        statement = select(Task).where(
+            Task.status == TaskStatus.processing, Task.lease_expires_at < now
+        )
+        return list((await session.execute(statement)).scalars())
+
+
+task_repository = TaskRepository()

@@ -1,0 +1,157 @@
+"""Request and response bodies of the native task routes."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from framegate.catalog.schemas import ResolutionTier
+from framegate.exceptions import BadRequest
+
+# Fields other vendors' dialects use, and what this API calls them instead.
+_DIALECT_FIELDS = {
+    "seconds": "Use 'duration' (whole seconds) instead of 'seconds'.",
+    "image_url": "Use 'input_image' (an https URL or a data URI) instead of 'image_url'.",
+    "async": (
+        "There is no 'async' flag: every video request is asynchronous. POST to "
+        "/v1/async/videos/generations and poll GET /v1/tasks/{id}."
+    ),
+}
+
+MAX_SEED = 2**32 - 1
+
+
+def refuse_dialect_fields(data: Any) -> Any:
+    if isinstance(data, dict):
+        for name, hint in _DIALECT_FIELDS.items():
+            if name in data:
+                raise BadRequest(hint, param=name, code="unsupported_parameter")
+    return data
+
+
+class VideoGenerationRequest(BaseModel):
+    """Submit a text-to-video or image-to-video task."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "model": "preview",
+                    "prompt": "A cinematic reveal of a smart speaker",
+                    "duration": 5,
+                    "size": "1280x720",
+                }
+            ]
+        },
+    )
+
+    model: str = Field(min_length=1, max_length=120, description="Model id or alias.")
+    prompt: str = Field(min_length=1, max_length=4000)
+    duration: int | None = Field(default=None, description="Clip length in whole seconds.")
+    size: str | None = Field(default=None, description="'WIDTHxHEIGHT', e.g. '1280x720'.")
+    resolution: ResolutionTier | None = Field(
+        default=None, description="Instead of size: 480p, 720p or 1080p with aspect_ratio."
+    )
+    aspect_ratio: str | None = Field(default=None, description="With resolution, e.g. '16:9'.")
+    fps: int | None = None
+    input_image: str | None = Field(
+        default=None,
+        description="Image-to-video source: an http(s) URL or a data URI (PNG, JPEG, WebP).",
+    )
+    negative_prompt: str | None = Field(default=None, max_length=4000)
+    seed: int | None = Field(default=None, ge=0, le=MAX_SEED)
+    camera_fixed: bool = False
+    webhook_url: str | None = Field(default=None, max_length=2000)
+    metadata: dict[str, str] = Field(default_factory=dict, max_length=16)
+
+    _refuse_dialects = model_validator(mode="before")(refuse_dialect_fields)
+
+
+class ImageGenerationRequest(BaseModel):
+    """Generate images (answers when they are ready, or 202 with the task)."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [{"model": "preview-image", "prompt": "A product hero shot", "n": 1}]
+        },
+    )
+
+    model: str = Field(min_length=1, max_length=120)
+    prompt: str = Field(min_length=1, max_length=4000)
+    n: int = Field(default=1, ge=1, le=10)
+    size: str | None = None
+    negative_prompt: str | None = Field(default=None, max_length=4000)
+    seed: int | None = Field(default=None, ge=0, le=MAX_SEED)
+    webhook_url: str | None = Field(default=None, max_length=2000)
+    metadata: dict[str, str] = Field(default_factory=dict, max_length=16)
+
+    _refuse_dialects = model_validator(mode="before")(refuse_dialect_fields)
+
+
+class TaskOutput(BaseModel):
+    url: str
+    content_type: str
+    width: int
+    height: int
+    thumbnail_url: str | None = None
+    duration: float | None = None
+    fps: int | None = None
+    num_frames: int | None = None
+
+
+class TaskResult(BaseModel):
+    data: list[TaskOutput]
+
+
+class TaskError(BaseModel):
+    code: str
+    message: str
+
+
+class TaskObject(BaseModel):
+    id: str
+    object: Literal["task"] = "task"
+    type: str
+    status: Literal["queued", "processing", "completed", "failed", "cancelled"]
+    model: str
+    progress: int = Field(ge=0, le=100)
+    created_at: int = Field(description="Unix seconds.")
+    started_at: int | None = None
+    completed_at: int | None = None
+    estimated_seconds: int
+    processing_ms: int | None = None
+    credits_reserved: int
+    credits_used: int
+    credits_refunded: int
+    attempts: int
+    input: dict[str, Any]
+    metadata: dict[str, str]
+    result: TaskResult | None = None
+    error: TaskError | None = None
+
+
+class TaskList(BaseModel):
+    object: Literal["list"] = "list"
+    data: list[TaskObject]
+    has_more: bool
+    next_cursor: str | None = Field(
+        default=None, description="Pass as 'after' to get the next page."
+    )
+
+
+class ImageData(BaseModel):
+    url: str
+    width: int
+    height: int
+    thumbnail_url: str | None = None
+
+
+class ImageGenerationResponse(BaseModel):
+    created: int
+    data: list[ImageData]
+    task_id: str
+    model: str
+    credits_used: int

@@ -1,0 +1,267 @@
+"""The one task service every route family (native and compat) submits through."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from framegate.catalog.service import Catalog, OutputPlan
+from framegate.credits.service import credit_service
+from framegate.exceptions import InvalidValue, NotFound
+from framegate.keys.service import AuthContext
+from framegate.kit.ids import new_id
+from framegate.kit.images import load_image
+from framegate.kit.safe_fetch import FetchPolicy, validate_url
+from framegate.kit.time import to_unix
+from framegate.models import Task, TaskStatus, TaskType
+from framegate.storage.base import Storage, input_key
+from framegate.storage.signing import URLSigner
+from framegate.tasks.repository import task_repository
+from framegate.tasks.schemas import (
+    MAX_SEED,
+    ImageGenerationRequest,
+    TaskError,
+    TaskObject,
+    TaskOutput,
+    TaskResult,
+    VideoGenerationRequest,
+)
+
+INPUT_IMAGE_NAME = "input"
+
+
+@dataclass(frozen=True, slots=True)
+class PreparedInput:
+    data: bytes
+    description: str
+
+
+class TaskService:
+    def __init__(
+        self,
+        *,
+        catalog: Catalog,
+        storage: Storage,
+        signer: URLSigner,
+        fetch_policy: FetchPolicy,
+        max_image_pixels: int,
+    ) -> None:
+        self.catalog = catalog
+        self._storage = storage
+        self._signer = signer
+        self._fetch_policy = fetch_policy
+        self._max_image_pixels = max_image_pixels
+
+    def plan_video(self, body: VideoGenerationRequest) -> OutputPlan:
+        route = self.catalog.require(body.model, kind="video")
+        return self.catalog.plan_video(
+            route,
+            duration=body.duration,
+            size=body.size,
+            resolution=body.resolution,
+            aspect_ratio=body.aspect_ratio,
+            fps=body.fps,
+            has_image=body.input_image is not None,
+        )
+
+    async def prepare_input_image(self, value: str | None) -> PreparedInput | None:
+        """Fetch and decode the input image before any credits are held."""
+        if value is None:
+            return None
+        data, _image = await load_image(
+            value, policy=self._fetch_policy, max_pixels=self._max_image_pixels
+        )
+        if value.startswith("data:"):
+            return PreparedInput(data=data, description=f"data URI ({len(data)} bytes)")
+        return PreparedInput(data=data, description=value)
+
+    async def submit_video(
+        self, session: AsyncSession, auth: AuthContext, body: VideoGenerationRequest
+    ) -> Task:
+        plan = self.plan_video(body)
+        await self._check_webhook_url(body.webhook_url)
+        prepared = await self.prepare_input_image(body.input_image)
+        params: dict[str, Any] = {
+            "prompt": body.prompt,
+            "negative_prompt": body.negative_prompt,
+            "duration": plan.duration,
+            "fps": plan.fps,
+            "num_frames": plan.num_frames,
+            "size": f"{plan.width}x{plan.height}",
+            "width": plan.width,
+            "height": plan.height,
+            "seed": _seed(body.seed),
+            "camera_fixed": body.camera_fixed,
+        }
+        return await self._create(
+            session,
+            auth,
+            plan=plan,
+            task_type=TaskType.video_generation,
+            params=params,
+            prepared=prepared,
+            webhook_url=body.webhook_url,
+            metadata=body.metadata,
+        )
+
+    async def submit_image(
+        self, session: AsyncSession, auth: AuthContext, body: ImageGenerationRequest
+    ) -> Task:
+        route = self.catalog.require(body.model, kind="image")
+        plan = self.catalog.plan_image(route, size=body.size, n=body.n)
+        await self._check_webhook_url(body.webhook_url)
+        params: dict[str, Any] = {
+            "prompt": body.prompt,
+            "negative_prompt": body.negative_prompt,
+            "n": plan.n,
+            "size": f"{plan.width}x{plan.height}",
+            "width": plan.width,
+            "height": plan.height,
+            "seed": _seed(body.seed),
+        }
+        return await self._create(
+            session,
+            auth,
+            plan=plan,
+            task_type=TaskType.image_generation,
+            params=params,
+            prepared=None,
+            webhook_url=body.webhook_url,
+            metadata=body.metadata,
+        )
+
+    async def _check_webhook_url(self, url: str | None) -> None:
+        if url is not None:
+            await validate_url(url, self._fetch_policy, param="webhook_url")
+
+    async def _create(
+        self,
+        session: AsyncSession,
+        auth: AuthContext,
+        *,
+        plan: OutputPlan,
+        task_type: TaskType,
+        params: dict[str, Any],
+        prepared: PreparedInput | None,
+        webhook_url: str | None,
+        metadata: dict[str, str],
+    ) -> Task:
+        _check_metadata(metadata)
+        task = Task(
+            id=new_id("task"),
+            account_id=auth.account.id,
+            api_key_id=auth.key.id,
+            type=task_type,
+            model=plan.route.id,
+            status=TaskStatus.queued,
+            progress=0,
+            params=params,
+            task_metadata=metadata,
+            webhook_url=webhook_url,
+            estimated_seconds=plan.estimated_seconds,
+            attempts=0,
+        )
+        if prepared is not None:
+            key = input_key(task.id, INPUT_IMAGE_NAME)
+            await self._storage.put_bytes(key, prepared.data, "application/octet-stream")
+            params["input_image"] = prepared.description
+            params["input_image_key"] = key
+        try:
+            await task_repository.add(session, task)
+            await credit_service.hold(session, task, plan.credits)
+        except BaseException:
+            if prepared is not None:
+                await self._storage.delete_prefix(input_key(task.id, ""))
+            raise
+        return task
+
+    async def get(self, session: AsyncSession, account_id: str, task_id: str) -> Task:
+        task = await task_repository.get_for_account(session, account_id, task_id)
+        if task is None:
+            # Another tenant's task is indistinguishable from a missing one.
+            raise NotFound(f"No task {task_id!r}.", param="task_id", code="task_not_found")
+        return task
+
+    async def list_tasks(
+        self,
+        session: AsyncSession,
+        account_id: str,
+        *,
+        limit: int,
+        after: str | None,
+        status: str | None,
+        model: str | None,
+        task_type: str | None,
+    ) -> tuple[list[Task], bool]:
+        rows = await task_repository.list_for_account(
+            session,
+            account_id,
+            limit=limit + 1,
+            after=after,
+            status=status,
+            model=model,
+            task_type=task_type,
+        )
+        return rows[:limit], len(rows) > limit
+
+    def to_object(self, task: Task, absolute: Callable[[str], str]) -> TaskObject:
+        """The API view of a task; output URLs are signed now, for this response."""
+        result = None
+        if task.result:
+            result = TaskResult(
+                data=[self._output(item, absolute) for item in task.result.get("outputs", [])]
+            )
+        error = None
+        if task.error_code:
+            error = TaskError(code=task.error_code, message=task.error_message or "")
+        public_input = {k: v for k, v in task.params.items() if not k.endswith("_key")}
+        return TaskObject(
+            id=task.id,
+            type=task.type,
+            status=task.status,
+            model=task.model,
+            progress=task.progress,
+            created_at=to_unix(task.created_at) or 0,
+            started_at=to_unix(task.started_at),
+            completed_at=to_unix(task.completed_at),
+            estimated_seconds=task.estimated_seconds,
+            processing_ms=task.processing_ms,
+            credits_reserved=task.credits_reserved,
+            credits_used=task.credits_used,
+            credits_refunded=task.credits_refunded,
+            attempts=task.attempts,
+            input=public_input,
+            metadata=task.task_metadata or {},
+            result=result,
+            error=error,
+        )
+
+    def _output(self, item: dict[str, Any], absolute: Callable[[str], str]) -> TaskOutput:
+        thumbnail = item.get("thumbnail_key")
+        return TaskOutput(
+            url=absolute(self._signer.sign_path(item["key"])),
+            content_type=item["content_type"],
+            width=item["width"],
+            height=item["height"],
+            thumbnail_url=absolute(self._signer.sign_path(thumbnail)) if thumbnail else None,
+            duration=item.get("duration"),
+            fps=item.get("fps"),
+            num_frames=item.get("num_frames"),
+        )
+
+
+def _seed(value: int | None) -> int:
+    return secrets.randbelow(MAX_SEED + 1) if value is None else value
+
+
+def _check_metadata(metadata: dict[str, str]) -> None:
+    for key, value in metadata.items():
+        if not key or len(key) > 64 or len(value) > 512:
+            raise InvalidValue(
+                "metadata keys must be 1-64 characters and values at most 512 characters.",
+                param=f"metadata.{key}" if key else "metadata",
+            )

@@ -1,0 +1,39 @@
+"""In-process wake-ups: 'a task was queued' for workers, 'task X changed' for waiters."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections import defaultdict
+
+
+class TaskSignals:
+    def __init__(self) -> None:
+        self._queued = asyncio.Event()
+        self._changed: dict[str, set[asyncio.Event]] = defaultdict(set)
+
+    def task_queued(self) -> None:
+        self._queued.set()
+
+    async def wait_for_queued(self, timeout: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._queued.wait(), timeout)
+        self._queued.clear()
+
+    def task_changed(self, task_id: str) -> None:
+        for event in self._changed.get(task_id, ()):
+            event.set()
+
+    async def wait_for_change(self, task_id: str, timeout: float) -> None:
+        """Returns when the task changes in this process or after ``timeout`` seconds."""
+        event = asyncio.Event()
+        self._changed[task_id].add(event)
+        try:
+            await asyncio.wait_for(event.wait(), timeout)
+        except TimeoutError:
+            pass
+        finally:
+            waiters = self._changed[task_id]
+            waiters.discard(event)
+            if not waiters:
+                del self._changed[task_id]
