@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import os
 import struct
+import subprocess
+import sys
 import threading
 from collections.abc import Callable
 from dataclasses import replace
@@ -26,7 +29,7 @@ from framegate.engines.base import (
 from framegate.engines.encode import encode_mp4, save_jpeg, save_png
 from framegate.engines.preview import PreviewEngine
 from framegate.engines.preview import engine as preview_engine
-from framegate.engines.preview.scene import Scene
+from framegate.engines.preview.scene import Grid, Scene, SeededRandom
 
 WIDTH, HEIGHT, FPS, SECONDS = 160, 96, 8, 1.5
 FRAMES = round(FPS * SECONDS)
@@ -297,6 +300,45 @@ async def test_text_to_video_has_real_motion(tmp_path: Path) -> None:
             assert mad(before, after) > 1.0
             assert changed.mean() > 0.1
         assert mad(frames[0], frames[-1]) > 8
+
+
+def test_seeded_random_is_pinned() -> None:
+    # Changing the derivation changes every preview ever generated for a prompt + seed.
+    rng = SeededRandom("a lighthouse on a cliff at sunset", 1234, "scene")
+    assert rng.random() == 0.5259442697358006
+    assert rng.random() == 0.05115244024272225
+    assert rng.integer(0, 10) == 6
+    assert (
+        SeededRandom("a lighthouse on a cliff at sunset", 1235, "scene").random()
+        != 0.5259442697358006
+    )
+
+
+RENDER_DIGEST = """
+import hashlib
+from framegate.engines.preview.scene import Grid, Scene
+frame = Scene.from_prompt("a lighthouse on a cliff at sunset", 1234, 16 / 9).render_planes(
+    Grid.build(64, 36), 0.5
+)
+print(hashlib.sha256(frame.tobytes()).hexdigest())
+"""
+
+
+def test_scenes_do_not_depend_on_the_process() -> None:
+    digests = {
+        subprocess.run(
+            [sys.executable, "-c", RENDER_DIGEST],
+            env={**os.environ, "PYTHONHASHSEED": str(hash_seed)},
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+        for hash_seed in (1, 2)
+    }
+    frame = Scene.from_prompt("a lighthouse on a cliff at sunset", 1234, 16 / 9).render_planes(
+        Grid.build(64, 36), 0.5
+    )
+    assert digests == {hashlib.sha256(frame.tobytes()).hexdigest()}
 
 
 async def test_image_matches_the_first_video_frame(tmp_path: Path) -> None:

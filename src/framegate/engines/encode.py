@@ -62,14 +62,15 @@ def encode_mp4(
 ) -> int:
     """Encode ``frames`` to an H.264/yuv420p faststart MP4 at ``path``.
 
-    Each frame is an ``H x W x 3`` ``uint8`` RGB array (or a ready ``av.VideoFrame``).
-    Frames whose size differs from ``width x height`` are rescaled (bicubic), which lets
-    engines render smooth content at a lower resolution. ``x264_params`` are extra
-    libx264 options applied on top of the preset (e.g. ``{"rc-lookahead": 10}``).
-    ``on_frame(n)`` is called after
-    each frame has been handed to the encoder, with ``n`` the number of frames encoded so
-    far (1, 2, ...); exceptions raised by it (or by the ``frames`` iterator) abort the
-    encode, remove the partial file and propagate.
+    Each frame is an ``H x W x 3`` ``uint8`` RGB array, or a ready ``av.VideoFrame`` in
+    any pixel format (YUV frames are read as tagged; untagged YUV counts as BT.601
+    limited range). Frames whose size differs from ``width x height`` are rescaled
+    (bicubic), which lets engines render smooth content at a lower resolution.
+    ``x264_params`` are extra libx264 options applied on top of the preset, e.g.
+    ``{"rc-lookahead": 10}``. ``on_frame(n)`` is called after each frame has been handed
+    to the encoder, with ``n`` the number of frames encoded so far (1, 2, ...).
+    Exceptions raised by it or by the ``frames`` iterator abort the encode, remove the
+    partial file and propagate.
 
     Returns the number of frames written. Raises ``ValueError`` for odd or non-positive
     sizes, a non-positive fps, an unknown preset, a bad frame or an empty ``frames``.
@@ -163,7 +164,12 @@ def _to_yuv420p(
                 f"frames must be HxWx3 uint8 RGB arrays, got {frame.dtype} {frame.shape}"
             )
         source = VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24")
-    if source.format.name == "yuv420p" and source.width == width and source.height == height:
+    if (
+        source.format.name == "yuv420p"
+        and (source.width, source.height) == (width, height)
+        and source.colorspace == _AVCOL_BT709
+        and source.color_range != _AVCOL_RANGE_JPEG
+    ):
         return source
     if source.format.name.startswith(("yuv", "nv")):
         # Honour the frame's tags; untagged YUV is BT.601 limited range by convention.

@@ -19,7 +19,7 @@ from av.video.reformatter import ColorRange, Colorspace, VideoReformatter
 from PIL import Image, ImageOps
 
 from framegate.engines.preview.frames import plane_array
-from framegate.engines.preview.scene import scene_seed
+from framegate.engines.preview.scene import SeededRandom
 
 # FFmpeg's AVCOL_* codes: BT.709 matrix, limited ("MPEG") range; what encode_mp4 writes.
 _AVCOL_SPC_BT709 = 1
@@ -97,11 +97,11 @@ class Camera:
 
     @classmethod
     def from_prompt(cls, prompt: str, seed: int) -> Camera:
-        rng = np.random.default_rng(scene_seed(prompt, seed) ^ 0x4B454E4255524E53)
-        zoom = float(rng.uniform(1.15, 1.3))
-        zoom_in = bool(rng.random() < 0.5)
-        angle = float(rng.uniform(0, 2 * math.pi))
-        reach = float(rng.uniform(0.6, 0.95))
+        rng = SeededRandom(prompt, seed, "ken-burns")
+        zoom = rng.uniform(1.15, 1.3)
+        zoom_in = rng.random() < 0.5
+        angle = rng.uniform(0, 2 * math.pi)
+        reach = rng.uniform(0.6, 0.95)
         # Opposite ends of a seeded diameter give a clear, steady drift across the image.
         start = (reach * math.cos(angle), reach * math.sin(angle))
         end = (-start[0], -start[1])
@@ -167,15 +167,15 @@ class FixedCamera:
     """A locked-off shot of ``image``: the framing never moves, the light breathes."""
 
     def __init__(self, image: Image.Image, width: int, height: int, prompt: str, seed: int):
-        rng = np.random.default_rng(scene_seed(prompt, seed) ^ 0x4649584544)
+        rng = SeededRandom(prompt, seed, "fixed-camera")
         self.width = width
         self.height = height
         self.rgb = cover(image, width, height)
         self.planes = _Yuv420.from_image(self.rgb)
-        self.gain = float(rng.uniform(0.04, 0.07))
-        self.gain_period = float(rng.uniform(2.5, 4.5))
-        self.tint = float(rng.uniform(1.5, 3.0))
-        self.tint_period = float(rng.uniform(3.0, 6.0))
+        self.gain = rng.uniform(0.04, 0.07)
+        self.gain_period = rng.uniform(2.5, 4.5)
+        self.tint = rng.uniform(1.5, 3.0)
+        self.tint_period = rng.uniform(3.0, 6.0)
 
     def luts(self, t: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         levels = np.arange(256, dtype=np.float32)

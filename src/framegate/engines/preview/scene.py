@@ -55,10 +55,36 @@ _BRIGHT_WORDS = frozenset({"bright", "sunny", "day", "light", "pastel", "snow", 
 _SIGMA_EXTENT = 3.0
 
 
-def scene_seed(prompt: str, seed: int) -> int:
-    """A stable 256-bit integer for ``prompt`` + ``seed`` (never Python's salted hash())."""
-    digest = hashlib.sha256(f"framegate-preview\x00{seed}\x00{prompt}".encode()).digest()
-    return int.from_bytes(digest, "big")
+class SeededRandom:
+    """Uniform numbers from SHA-256 in counter mode, keyed by prompt, seed and purpose.
+
+    Python's ``hash()`` is salted per process and numpy does not promise the same
+    streams across releases; this gives the same scene for a prompt + seed on every
+    machine and every version, for good.
+    """
+
+    def __init__(self, prompt: str, seed: int, purpose: str) -> None:
+        self._key = hashlib.sha256(
+            f"framegate-preview\x00{purpose}\x00{seed}\x00{prompt}".encode()
+        ).digest()
+        self._counter = 0
+
+    def random(self) -> float:
+        """A float in [0, 1)."""
+        block = hashlib.sha256(self._key + self._counter.to_bytes(8, "big")).digest()
+        self._counter += 1
+        # 53 bits: every value is exactly representable as a double.
+        return (int.from_bytes(block[:8], "big") >> 11) / (1 << 53)
+
+    def uniform(self, low: float, high: float) -> float:
+        return low + (high - low) * self.random()
+
+    def integer(self, low: int, high: int) -> int:
+        """An integer in [low, high)."""
+        return min(high - 1, low + int(self.random() * (high - low)))
+
+    def sign(self) -> float:
+        return 1.0 if self.random() < 0.5 else -1.0
 
 
 def _hsv(h: float, s: float, v: float) -> np.ndarray:
@@ -152,7 +178,7 @@ class _Bar:
 
 @dataclass(frozen=True, slots=True)
 class Scene:
-    """Everything a prompt + seed decides; :meth:`render` adds time."""
+    """Everything a prompt + seed decides; :meth:`render_planes` adds time."""
 
     hues: tuple[float, float, float]
     sat: float
@@ -167,84 +193,83 @@ class Scene:
 
     @classmethod
     def from_prompt(cls, prompt: str, seed: int, aspect: float) -> Scene:
-        rng = np.random.default_rng(scene_seed(prompt, seed))
+        rng = SeededRandom(prompt, seed, "scene")
         tokens = [w.strip(".,;:!?\"'()").lower() for w in prompt.split()]
         words = set(tokens)
         # The first colour word wins, as in "a red fox in a green forest".
         hinted = [_HUE_WORDS[w] for w in tokens if w in _HUE_WORDS]
-        base = float(hinted[0] + rng.uniform(-0.04, 0.04)) if hinted else float(rng.random())
-        scheme = rng.integers(0, 3)
+        base = hinted[0] + rng.uniform(-0.04, 0.04) if hinted else rng.random()
         # Analogous, split-complementary or triadic palettes all read as deliberate.
-        offsets = ((0.08, -0.08), (0.42, 0.58), (1 / 3, 2 / 3))[int(scheme)]
+        offsets = ((0.08, -0.08), (0.42, 0.58), (1 / 3, 2 / 3))[rng.integer(0, 3)]
         hues = (base, base + offsets[0], base + offsets[1])
-        val = float(rng.uniform(0.55, 0.85))
+        val = rng.uniform(0.55, 0.85)
         if words & _DARK_WORDS:
             val *= 0.6
         if words & _BRIGHT_WORDS:
             val = min(1.0, val * 1.25)
-        sat = float(rng.uniform(0.45, 0.85))
+        sat = rng.uniform(0.45, 0.85)
 
         def path(spread: float) -> _Path:
             return _Path(
-                cx=float(rng.uniform(0.2, 0.8) * aspect),
-                cy=float(rng.uniform(0.2, 0.8)),
-                ax=float(rng.uniform(0.1, 0.3) * spread * max(aspect, 1.0)),
-                ay=float(rng.uniform(0.1, 0.3) * spread),
-                fx=float(rng.uniform(0.08, 0.28)),
-                fy=float(rng.uniform(0.08, 0.28)),
-                px=float(rng.uniform(0, 2 * math.pi)),
-                py=float(rng.uniform(0, 2 * math.pi)),
+                cx=rng.uniform(0.2, 0.8) * aspect,
+                cy=rng.uniform(0.2, 0.8),
+                ax=rng.uniform(0.1, 0.3) * spread * max(aspect, 1.0),
+                ay=rng.uniform(0.1, 0.3) * spread,
+                fx=rng.uniform(0.08, 0.28),
+                fy=rng.uniform(0.08, 0.28),
+                px=rng.uniform(0, 2 * math.pi),
+                py=rng.uniform(0, 2 * math.pi),
             )
 
         blobs = tuple(
             _Blob(
                 path=path(1.0),
-                sigma=float(rng.uniform(0.06, 0.18)),
-                stretch=float(rng.uniform(0.7, 1.4)),
-                pulse=float(rng.uniform(0.05, 0.25)),
-                pulse_freq=float(rng.uniform(0.1, 0.4)),
-                alpha=float(rng.uniform(0.45, 0.85)),
-                hue=hues[int(rng.integers(0, 3))] + float(rng.uniform(-0.03, 0.03)),
-                sat=float(np.clip(sat + rng.uniform(-0.1, 0.2), 0.2, 1.0)),
-                val=float(np.clip(val + rng.uniform(0.0, 0.3), 0.2, 1.0)),
-                additive=bool(rng.random() < 0.35),
+                sigma=rng.uniform(0.06, 0.18),
+                stretch=rng.uniform(0.7, 1.4),
+                pulse=rng.uniform(0.05, 0.25),
+                pulse_freq=rng.uniform(0.1, 0.4),
+                alpha=rng.uniform(0.45, 0.85),
+                hue=hues[rng.integer(0, 3)] + rng.uniform(-0.03, 0.03),
+                sat=min(1.0, max(0.2, sat + rng.uniform(-0.1, 0.2))),
+                val=min(1.0, max(0.2, val + rng.uniform(0.0, 0.3))),
+                additive=rng.random() < 0.35,
             )
-            for _ in range(int(rng.integers(4, 8)))
+            for _ in range(rng.integer(4, 8))
         )
         rings = tuple(
             _Ring(
                 path=path(0.7),
-                radius=float(rng.uniform(0.1, 0.28)),
-                width=float(rng.uniform(0.012, 0.03)),
-                pulse=float(rng.uniform(0.1, 0.35)),
-                pulse_freq=float(rng.uniform(0.1, 0.35)),
-                alpha=float(rng.uniform(0.35, 0.7)),
-                hue=hues[int(rng.integers(0, 3))] + 0.5 * float(rng.random() < 0.3),
+                radius=rng.uniform(0.1, 0.28),
+                width=rng.uniform(0.012, 0.03),
+                pulse=rng.uniform(0.1, 0.35),
+                pulse_freq=rng.uniform(0.1, 0.35),
+                alpha=rng.uniform(0.35, 0.7),
+                hue=hues[rng.integer(0, 3)] + (0.5 if rng.random() < 0.3 else 0.0),
             )
-            for _ in range(int(rng.integers(1, 3)))
+            for _ in range(rng.integer(1, 3))
         )
         bars = tuple(
             _Bar(
-                angle=float(rng.uniform(0, math.pi)),
-                spin=float(rng.uniform(-0.12, 0.12)),
-                offset=float(rng.uniform(0.3, 0.7) * aspect),
-                sweep=float(rng.uniform(0.25, 0.5) * aspect),
-                freq=float(rng.uniform(0.06, 0.18)),
-                phase=float(rng.uniform(0, 2 * math.pi)),
-                width=float(rng.uniform(0.03, 0.09)),
-                alpha=float(rng.uniform(0.15, 0.35)),
-                hue=hues[int(rng.integers(0, 3))],
+                angle=rng.uniform(0, math.pi),
+                spin=rng.uniform(-0.12, 0.12),
+                offset=rng.uniform(0.3, 0.7) * aspect,
+                sweep=rng.uniform(0.25, 0.5) * aspect,
+                freq=rng.uniform(0.06, 0.18),
+                phase=rng.uniform(0, 2 * math.pi),
+                width=rng.uniform(0.03, 0.09),
+                alpha=rng.uniform(0.15, 0.35),
+                hue=hues[rng.integer(0, 3)],
             )
-            for _ in range(int(rng.integers(1, 4)))
+            for _ in range(rng.integer(1, 4))
         )
         return cls(
             hues=hues,
             sat=sat,
             val=val,
-            hue_drift=float(rng.choice([-1.0, 1.0]) * rng.uniform(0.01, 0.03)),
-            angle=float(rng.uniform(0, 2 * math.pi)),
-            spin=float(rng.choice([-1.0, 1.0]) * rng.uniform(0.05, 0.15)),
-            contrast=float(rng.uniform(0.9, 1.6)),
+            hue_drift=rng.sign() * rng.uniform(0.01, 0.03),
+            angle=rng.uniform(0, 2 * math.pi),
+            spin=rng.sign() * rng.uniform(0.05, 0.15),
+            contrast=rng.uniform(0.9, 1.6),
             blobs=blobs,
             rings=rings,
             bars=bars,
