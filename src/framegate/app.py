@@ -9,6 +9,7 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -16,7 +17,7 @@ from framegate import __version__
 from framegate.api import router
 from framegate.config import Settings
 from framegate.engines.registry import EngineRegistry
-from framegate.exceptions import BadRequest, FramegateError, InvalidValue
+from framegate.exceptions import BadRequest, ErrorResponse, FramegateError, InvalidValue
 from framegate.kit.request_id import RequestIdMiddleware
 from framegate.runtime import Runtime
 
@@ -58,7 +59,41 @@ def create_app(
     app.add_middleware(RequestIdMiddleware)
     app.include_router(router)
     _install_error_handlers(app)
+    _use_error_envelope_in_openapi(app)
     return app
+
+
+def _use_error_envelope_in_openapi(app: FastAPI) -> None:
+    """FastAPI documents request validation failures with its own 422 body; framegate
+    answers them with its error envelope, so the description must say that instead."""
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = get_openapi(
+                title=app.title,
+                version=app.version,
+                description=app.description,
+                routes=app.routes,
+            )
+            envelope = {"$ref": "#/components/schemas/ErrorResponse"}
+            for path in schema.get("paths", {}).values():
+                for operation in path.values():
+                    invalid = operation.get("responses", {}).get("422")
+                    if invalid is not None:
+                        invalid["description"] = "A field has an invalid value"
+                        invalid["content"] = {"application/json": {"schema": envelope}}
+            components = schema.setdefault("components", {}).setdefault("schemas", {})
+            components.pop("HTTPValidationError", None)
+            components.pop("ValidationError", None)
+            components["ErrorResponse"] = ErrorResponse.model_json_schema(
+                ref_template="#/components/schemas/{model}"
+            )
+            for name, definition in components["ErrorResponse"].pop("$defs", {}).items():
+                components[name] = definition
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 def _request_id(request: Request) -> str | None:

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
+from pydantic import BaseModel, Field
+
 
 class FramegateError(Exception):
     """Base error: an HTTP status, a stable machine code and a message for people."""
@@ -97,23 +99,18 @@ class ServiceUnavailable(FramegateError):
     code = "service_unavailable"
 
 
-ERROR_RESPONSE_SCHEMA: dict[str, Any] = {
-    "type": "object",
-    "required": ["error"],
-    "properties": {
-        "error": {
-            "type": "object",
-            "required": ["type", "code", "message", "request_id"],
-            "properties": {
-                "type": {"type": "string", "example": "invalid_request_error"},
-                "code": {"type": "string", "example": "invalid_value"},
-                "message": {"type": "string"},
-                "param": {"type": "string", "nullable": True},
-                "request_id": {"type": "string", "nullable": True},
-            },
-        }
-    },
-}
+class ErrorBody(BaseModel):
+    type: str = Field(examples=["invalid_request_error"])
+    code: str = Field(examples=["invalid_value"])
+    message: str
+    param: str | None = Field(default=None, description="The request field at fault.")
+    request_id: str | None = Field(default=None, description="Also in the X-Request-Id header.")
+
+
+class ErrorResponse(BaseModel):
+    """The one error envelope every route answers with."""
+
+    error: ErrorBody
 
 
 def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
@@ -127,12 +124,10 @@ def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
         409: "Conflict with the object's current state",
         413: "Payload too large",
         422: "A field has an invalid value",
+        502: "Generation failed (credits refunded)",
         503: "Service unavailable",
     }
     return {
-        status: {
-            "description": descriptions.get(status, "Error"),
-            "content": {"application/json": {"schema": ERROR_RESPONSE_SCHEMA}},
-        }
+        status: {"description": descriptions.get(status, "Error"), "model": ErrorResponse}
         for status in statuses
     }
