@@ -43,6 +43,10 @@ class Settings(BaseSettings):
     image_sync_timeout_seconds: float = Field(default=60.0, ge=0)
 
     signed_url_ttl_seconds: int = Field(default=3600, gt=0)
+    # In-process caches of verified API keys and polled tasks. Changes made by this process
+    # take effect at once; those made by another process (a CLI revoke, a second server)
+    # within this many seconds. 0 turns the caches off.
+    read_cache_seconds: float = Field(default=1.0, ge=0)
 
     # Comma-separated CIDRs admitted despite being private (off by default).
     allow_private_networks: str = ""

@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import (
 )
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+READ_ONLY_OPTION = "framegate_read_only"
 
 
 def create_engine(url: str) -> AsyncEngine:
@@ -51,14 +52,26 @@ def _create_sqlite_engine(url: str) -> AsyncEngine:
     def _on_begin(connection: Any) -> None:
         # A deferred transaction that later writes can fail with SQLITE_BUSY without waiting
         # (its snapshot is stale); taking the write lock up front makes writers queue on
-        # busy_timeout instead. Reads stay concurrent under WAL for other connections.
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        # busy_timeout instead. Read-only sessions begin deferred and never wait for writers
+        # under WAL.
+        if connection.get_execution_options().get(READ_ONLY_OPTION):
+            connection.exec_driver_sql("BEGIN")
+        else:
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
 
     return engine
 
 
 def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     return async_sessionmaker(engine, expire_on_commit=False)
+
+
+def create_read_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    """Sessions for requests that only read (they must not write: SQLite would refuse to
+    upgrade their deferred transaction while another connection writes)."""
+    return async_sessionmaker(
+        engine.execution_options(**{READ_ONLY_OPTION: True}), expire_on_commit=False
+    )
 
 
 @asynccontextmanager

@@ -12,7 +12,7 @@ from framegate.keys.service import AuthContext
 from framegate.runtime import Runtime
 
 
-def get_runtime(request: Request) -> Runtime:
+async def get_runtime(request: Request) -> Runtime:
     runtime: Runtime = request.app.state.runtime
     return runtime
 
@@ -30,16 +30,20 @@ async def get_session(runtime: RuntimeDep) -> AsyncIterator[AsyncSession]:
 SessionDep = Annotated[AsyncSession, Depends(get_session)]
 
 
+async def get_read_session(runtime: RuntimeDep) -> AsyncIterator[AsyncSession]:
+    """A session for routes that only read."""
+    async with runtime.read_sessionmaker() as session:
+        yield session
+
+
+ReadSessionDep = Annotated[AsyncSession, Depends(get_read_session)]
+
+
 async def _authenticate(
     runtime: RuntimeDep,
-    session: SessionDep,
     authorization: Annotated[str | None, Header(include_in_schema=False)] = None,
 ) -> AuthContext:
-    context = await runtime.keys.authenticate(session, authorization)
-    if session.dirty:
-        # Only last_used_at (at most once a minute); keep it out of the request's own work.
-        await session.commit()
-    return context
+    return await runtime.keys.authenticate(authorization)
 
 
 def require_scope(scope: str) -> Callable[..., object]:
@@ -50,7 +54,7 @@ def require_scope(scope: str) -> Callable[..., object]:
     return dependency
 
 
-def absolute_url_builder(request: Request, runtime: RuntimeDep) -> Callable[[str], str]:
+async def absolute_url_builder(request: Request, runtime: RuntimeDep) -> Callable[[str], str]:
     base = runtime.settings.public_url or str(request.base_url)
     base = base.rstrip("/")
     return lambda path: f"{base}{path}"

@@ -13,7 +13,12 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from framegate.accounts.service import AccountService
 from framegate.catalog.service import Catalog, load_routes
 from framegate.config import Settings
-from framegate.db import create_engine, create_sessionmaker, upgrade_database_async
+from framegate.db import (
+    create_engine,
+    create_read_sessionmaker,
+    create_sessionmaker,
+    upgrade_database_async,
+)
 from framegate.dispatch.embedded import EmbeddedDispatcher
 from framegate.dispatch.worker import TaskRunner
 from framegate.engines.registry import EngineRegistry, default_engines
@@ -31,6 +36,7 @@ class Runtime:
     settings: Settings
     db_engine: AsyncEngine
     sessionmaker: async_sessionmaker[AsyncSession]
+    read_sessionmaker: async_sessionmaker[AsyncSession]
     engines: EngineRegistry
     catalog: Catalog
     storage: Storage
@@ -51,12 +57,18 @@ class Runtime:
             await upgrade_database_async(settings.resolved_database_url)
         db_engine = create_engine(settings.resolved_database_url)
         sessionmaker = create_sessionmaker(db_engine)
+        read_sessionmaker = create_read_sessionmaker(db_engine)
         engines = engines or default_engines()
         catalog = Catalog(load_routes(settings.catalog_file), engines)
         storage = LocalStorage(settings.storage_dir)
         secret = settings.effective_secret_key
         signer = URLSigner(secret, settings.signed_url_ttl_seconds)
-        keys = APIKeyService(secret)
+        keys = APIKeyService(
+            secret,
+            sessionmaker=sessionmaker,
+            read_sessionmaker=read_sessionmaker,
+            cache_seconds=settings.read_cache_seconds,
+        )
         signals = TaskSignals()
         lifecycle = TaskLifecycle(
             sessionmaker,
@@ -64,23 +76,28 @@ class Runtime:
             lease_seconds=settings.task_lease_seconds,
             max_attempts=settings.task_max_attempts,
         )
+        tasks = TaskService(
+            catalog=catalog,
+            storage=storage,
+            signer=signer,
+            fetch_policy=settings.fetch_policy,
+            max_image_pixels=settings.input_image_max_pixels,
+            read_sessionmaker=read_sessionmaker,
+            cache_seconds=settings.read_cache_seconds,
+        )
+        signals.on_change(tasks.forget)
         return cls(
             settings=settings,
             db_engine=db_engine,
             sessionmaker=sessionmaker,
+            read_sessionmaker=read_sessionmaker,
             engines=engines,
             catalog=catalog,
             storage=storage,
             signer=signer,
             keys=keys,
             accounts=AccountService(keys),
-            tasks=TaskService(
-                catalog=catalog,
-                storage=storage,
-                signer=signer,
-                fetch_policy=settings.fetch_policy,
-                max_image_pixels=settings.input_image_max_pixels,
-            ),
+            tasks=tasks,
             signals=signals,
             lifecycle=lifecycle,
         )

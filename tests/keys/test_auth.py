@@ -74,9 +74,7 @@ async def test_missing_scope_is_403(client: httpx.AsyncClient, account: Tenant) 
     assert escalate.status_code == 403
 
 
-async def test_rotation_replaces_the_secret(
-    client: httpx.AsyncClient, account: Tenant
-) -> None:
+async def test_rotation_replaces_the_secret(client: httpx.AsyncClient, account: Tenant) -> None:
     created = await client.post("/v1/keys", json={"name": "rot"}, headers=account.headers)
     old_secret, key_id = created.json()["secret"], created.json()["id"]
     rotated = await client.post(f"/v1/keys/{key_id}/rotate", headers=account.headers)

@@ -83,9 +83,7 @@ async def test_image_to_video_end_to_end(client: httpx.AsyncClient, account: Ten
     assert (frames, width, height, fps) == (10, 854, 480, 10.0)
 
 
-async def test_task_is_listed_and_paginated(
-    client: httpx.AsyncClient, account: Tenant
-) -> None:
+async def test_task_is_listed_and_paginated(client: httpx.AsyncClient, account: Tenant) -> None:
     ids = []
     for index in range(3):
         response = await client.post(

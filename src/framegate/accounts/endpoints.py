@@ -14,7 +14,7 @@ from framegate.accounts.schemas import (
     CreditGrant,
 )
 from framegate.credits.service import credit_service
-from framegate.dependencies import RuntimeDep, SessionDep, require_scope
+from framegate.dependencies import ReadSessionDep, RuntimeDep, SessionDep, require_scope
 from framegate.exceptions import error_responses
 from framegate.keys.scopes import Scope
 from framegate.keys.service import AuthContext
@@ -65,7 +65,7 @@ async def create_account(
     responses=error_responses(401, 403),
     summary="List accounts",
 )
-async def list_accounts(runtime: RuntimeDep, session: SessionDep, _: Admin) -> AccountList:
+async def list_accounts(runtime: RuntimeDep, session: ReadSessionDep, _: Admin) -> AccountList:
     """Every account on this installation."""
     return AccountList(data=[_view(a) for a in await runtime.accounts.list_accounts(session)])
 

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends, Query
 
 from framegate.credits.schemas import CreditBalance, LedgerEntryObject, LedgerPage
 from framegate.credits.service import credit_service
-from framegate.dependencies import SessionDep, require_scope
+from framegate.dependencies import ReadSessionDep, require_scope
 from framegate.exceptions import error_responses
 from framegate.keys.scopes import Scope
 from framegate.keys.service import AuthContext
@@ -25,7 +25,7 @@ CreditReader = Annotated[AuthContext, Depends(require_scope(Scope.credits_read))
     responses=error_responses(401, 403),
     summary="Credit balance",
 )
-async def get_credits(session: SessionDep, auth: CreditReader) -> CreditBalance:
+async def get_credits(session: ReadSessionDep, auth: CreditReader) -> CreditBalance:
     """Available and held credits of the calling account."""
     balance = await credit_service.balance(session, auth.account.id)
     return CreditBalance(account_id=auth.account.id, available=balance.available, held=balance.held)
@@ -38,7 +38,7 @@ async def get_credits(session: SessionDep, auth: CreditReader) -> CreditBalance:
     summary="Credit ledger",
 )
 async def get_ledger(
-    session: SessionDep,
+    session: ReadSessionDep,
     auth: CreditReader,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
     after: Annotated[str | None, Query(description="next_cursor of the previous page")] = None,

@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path
 
-from framegate.dependencies import RuntimeDep, SessionDep, require_scope
+from framegate.dependencies import ReadSessionDep, RuntimeDep, SessionDep, require_scope
 from framegate.exceptions import error_responses
 from framegate.keys.schemas import KeyCreate, KeyList, KeyObject, KeyRotate, KeyWithSecret
 from framegate.keys.scopes import Scope
@@ -60,7 +60,7 @@ async def create_key(
 @router.get(
     "/v1/keys", response_model=KeyList, responses=error_responses(401, 403), summary="List keys"
 )
-async def list_keys(runtime: RuntimeDep, session: SessionDep, auth: KeyManager) -> KeyList:
+async def list_keys(runtime: RuntimeDep, session: ReadSessionDep, auth: KeyManager) -> KeyList:
     """The account's keys (never their secrets)."""
     return KeyList(data=[_view(k) for k in await runtime.keys.list_keys(session, auth.account.id)])
 
@@ -83,6 +83,7 @@ async def rotate_key(
     grace = body.grace_seconds if body else 0
     created = await runtime.keys.rotate(session, auth.account.id, key_id, grace_seconds=grace)
     await session.commit()
+    runtime.keys.forget_cached_keys()
     return _with_secret(created.key, created.secret)
 
 
@@ -98,6 +99,7 @@ async def revoke_key(
     """Revoke at once: the key answers 401 from now on."""
     key = await runtime.keys.revoke(session, auth.account.id, key_id)
     await session.commit()
+    runtime.keys.forget_cached_keys()
     return _view(key)
 
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from datetime import datetime
+
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from framegate.models import Account, APIKey
@@ -19,6 +21,9 @@ class APIKeyRepository:
         )
         row = (await session.execute(statement)).first()
         return None if row is None else (row[0], row[1])
+
+    async def touch(self, session: AsyncSession, key_id: str, when: datetime) -> None:
+        await session.execute(update(APIKey).where(APIKey.id == key_id).values(last_used_at=when))
 
     async def get(self, session: AsyncSession, account_id: str, key_id: str) -> APIKey | None:
         statement = select(APIKey).where(APIKey.id == key_id, APIKey.account_id == account_id)

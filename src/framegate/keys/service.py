@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import timedelta
 
-from sqlalchemy.ext.asyncio import AsyncSession
+from cachetools import TTLCache
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from framegate.exceptions import Forbidden, InvalidValue, NotFound, Unauthorized
 from framegate.keys.repository import api_key_repository
@@ -59,9 +60,28 @@ def validate_scopes(scopes: list[str] | None) -> list[str]:
 
 
 class APIKeyService:
-    def __init__(self, secret: str) -> None:
+    def __init__(
+        self,
+        secret: str,
+        *,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        read_sessionmaker: async_sessionmaker[AsyncSession],
+        cache_seconds: float,
+    ) -> None:
         # The installation's secret keys the stored hashes.
         self._secret = secret
+        self._sessionmaker = sessionmaker
+        self._read_sessionmaker = read_sessionmaker
+        # Verified keys by hash, so a poll does not pay a database round trip for its key.
+        # Revoking or rotating here clears it at once; other processes see a revocation
+        # within cache_seconds.
+        self._cache: TTLCache[str, AuthContext] | None = (
+            TTLCache(maxsize=10_000, ttl=cache_seconds) if cache_seconds > 0 else None
+        )
+
+    def forget_cached_keys(self) -> None:
+        if self._cache is not None:
+            self._cache.clear()
 
     def _hash(self, value: str) -> str:
         return hash_api_key(value, self._secret)
@@ -89,24 +109,40 @@ class APIKeyService:
         await session.flush()
         return CreatedKey(key=key, secret=secret)
 
-    async def authenticate(self, session: AsyncSession, authorization: str | None) -> AuthContext:
+    async def authenticate(self, authorization: str | None) -> AuthContext:
         token = _bearer_token(authorization)
         if not is_well_formed_api_key(token):
             raise Unauthorized(
                 "The API key is malformed. Keys start with 'fg_live_'; check it was copied whole."
             )
-        found = await api_key_repository.by_hash(session, self._hash(token))
+        digest = self._hash(token)
+        context = self._cache.get(digest) if self._cache is not None else None
+        if context is None:
+            context = await self._load(digest)
+        now = utcnow()
+        # Checked on every request: a rotated key's grace period ends on time, cache or not.
+        if context.key.revoked_at is not None and as_utc(context.key.revoked_at) <= now:
+            raise Unauthorized("This API key has been revoked.", code="revoked_api_key")
+        if not context.account.is_active:
+            raise Unauthorized("This account is disabled.", code="account_disabled")
+        return context
+
+    async def _load(self, digest: str) -> AuthContext:
+        async with self._read_sessionmaker() as session:
+            found = await api_key_repository.by_hash(session, digest)
         if found is None:
             raise Unauthorized("Invalid API key.")
         key, account = found
         now = utcnow()
-        if key.revoked_at is not None and as_utc(key.revoked_at) <= now:
-            raise Unauthorized("This API key has been revoked.", code="revoked_api_key")
-        if not account.is_active:
-            raise Unauthorized("This account is disabled.", code="account_disabled")
         if key.last_used_at is None or now - as_utc(key.last_used_at) > _LAST_USED_GRANULARITY:
+            async with self._sessionmaker() as session:
+                await api_key_repository.touch(session, key.id, now)
+                await session.commit()
             key.last_used_at = now
-        return AuthContext(account=account, key=key)
+        context = AuthContext(account=account, key=key)
+        if self._cache is not None:
+            self._cache[digest] = context
+        return context
 
     async def list_keys(self, session: AsyncSession, account_id: str) -> list[APIKey]:
         return await api_key_repository.list_for_account(session, account_id)
@@ -122,6 +158,7 @@ class APIKeyService:
         now = utcnow()
         if key.revoked_at is None or as_utc(key.revoked_at) > now:
             key.revoked_at = now
+        self.forget_cached_keys()
         return key
 
     async def rotate(
@@ -137,6 +174,7 @@ class APIKeyService:
         )
         old.revoked_at = now + timedelta(seconds=grace_seconds)
         old.rotated_to_id = created.key.id
+        self.forget_cached_keys()
         return created
 
     @staticmethod

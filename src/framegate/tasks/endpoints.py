@@ -8,7 +8,13 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Depends, Path, Query
 from fastapi.responses import JSONResponse
 
-from framegate.dependencies import AbsoluteURL, RuntimeDep, SessionDep, require_scope
+from framegate.dependencies import (
+    AbsoluteURL,
+    ReadSessionDep,
+    RuntimeDep,
+    SessionDep,
+    require_scope,
+)
 from framegate.exceptions import BadRequest, FramegateError, error_responses
 from framegate.keys.scopes import Scope
 from framegate.keys.service import AuthContext
@@ -97,7 +103,7 @@ async def create_images(
     loop = asyncio.get_running_loop()
     deadline = loop.time() + runtime.settings.image_sync_timeout_seconds
     while True:
-        async with runtime.sessionmaker() as fresh:
+        async with runtime.read_sessionmaker() as fresh:
             current = await task_repository.get(fresh, task.id)
         if current is not None and TaskStatus(current.status).is_terminal():
             task = current
@@ -136,12 +142,11 @@ async def create_images(
 async def get_task(
     task_id: TaskId,
     runtime: RuntimeDep,
-    session: SessionDep,
     auth: TaskReader,
     absolute: AbsoluteURL,
 ) -> TaskObject:
     """The task's status and progress; when completed, the video URL is result.data[0].url."""
-    task = await runtime.tasks.get(session, auth.account.id, task_id)
+    task = await runtime.tasks.get(auth.account.id, task_id)
     return runtime.tasks.to_object(task, absolute)
 
 
@@ -153,7 +158,7 @@ async def get_task(
 )
 async def list_tasks(
     runtime: RuntimeDep,
-    session: SessionDep,
+    session: ReadSessionDep,
     auth: TaskReader,
     absolute: AbsoluteURL,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,

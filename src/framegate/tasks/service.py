@@ -7,7 +7,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncSession
+from cachetools import TLRUCache
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from framegate.catalog.service import Catalog, OutputPlan
 from framegate.credits.service import credit_service
@@ -32,6 +33,7 @@ from framegate.tasks.schemas import (
 )
 
 INPUT_IMAGE_NAME = "input"
+_FINISHED_TASK_CACHE_SECONDS = 300.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,12 +51,30 @@ class TaskService:
         signer: URLSigner,
         fetch_policy: FetchPolicy,
         max_image_pixels: int,
+        read_sessionmaker: async_sessionmaker[AsyncSession],
+        cache_seconds: float,
     ) -> None:
         self.catalog = catalog
         self._storage = storage
         self._signer = signer
         self._fetch_policy = fetch_policy
         self._max_image_pixels = max_image_pixels
+        self._read_sessionmaker = read_sessionmaker
+        # Polled tasks, so a poll costs no database round trip. Every change made in this
+        # process evicts its entry (see forget); changes made by other processes show
+        # within cache_seconds. Finished tasks no longer change and stay longer.
+        self._cache_seconds = cache_seconds
+        self._cache: TLRUCache[str, Task] | None = (
+            TLRUCache(maxsize=20_000, ttu=self._time_to_use) if cache_seconds > 0 else None
+        )
+
+    def _time_to_use(self, _key: str, task: Task, now: float) -> float:
+        finished = TaskStatus(task.status).is_terminal()
+        return now + (_FINISHED_TASK_CACHE_SECONDS if finished else self._cache_seconds)
+
+    def forget(self, task_id: str) -> None:
+        if self._cache is not None:
+            self._cache.pop(task_id, None)
 
     def plan_video(self, body: VideoGenerationRequest) -> OutputPlan:
         route = self.catalog.require(body.model, kind="video")
@@ -179,9 +199,14 @@ class TaskService:
             raise
         return task
 
-    async def get(self, session: AsyncSession, account_id: str, task_id: str) -> Task:
-        task = await task_repository.get_for_account(session, account_id, task_id)
+    async def get(self, account_id: str, task_id: str) -> Task:
+        task = self._cache.get(task_id) if self._cache is not None else None
         if task is None:
+            async with self._read_sessionmaker() as session:
+                task = await task_repository.get(session, task_id)
+            if task is not None and self._cache is not None:
+                self._cache[task_id] = task
+        if task is None or task.account_id != account_id:
             # Another tenant's task is indistinguishable from a missing one.
             raise NotFound(f"No task {task_id!r}.", param="task_id", code="task_not_found")
         return task

@@ -5,12 +5,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import defaultdict
+from collections.abc import Callable
 
 
 class TaskSignals:
     def __init__(self) -> None:
         self._queued = asyncio.Event()
         self._changed: dict[str, set[asyncio.Event]] = defaultdict(set)
+        self._listeners: list[Callable[[str], None]] = []
+
+    def on_change(self, listener: Callable[[str], None]) -> None:
+        """Call ``listener(task_id)`` whenever a task changes in this process."""
+        self._listeners.append(listener)
 
     def task_queued(self) -> None:
         self._queued.set()
@@ -21,6 +27,8 @@ class TaskSignals:
         self._queued.clear()
 
     def task_changed(self, task_id: str) -> None:
+        for listener in self._listeners:
+            listener(task_id)
         for event in self._changed.get(task_id, ()):
             event.set()
 
