@@ -11,16 +11,23 @@ from framegate.keys.endpoints import router as keys_router
 from framegate.storage.endpoints import router as files_router
 from framegate.tasks.endpoints import router as tasks_router
 
-router = APIRouter()
-router.include_router(tasks_router)
-router.include_router(catalog_router)
-router.include_router(credits_router)
-router.include_router(keys_router)
-router.include_router(files_router)
-router.include_router(accounts_router)
+meta_router = APIRouter(tags=["meta"])
 
 
-@router.get("/healthz", tags=["meta"], summary="Liveness")
+@meta_router.get("/healthz", summary="Liveness")
 async def healthz() -> dict[str, str]:
     """Answers while the process is up."""
     return {"status": "ok"}
+
+
+# Included one by one into the app (not nested under one parent router): each level of
+# nesting is one more matching pass on every request. The polled routes come first.
+ROUTERS: tuple[APIRouter, ...] = (
+    tasks_router,
+    catalog_router,
+    credits_router,
+    keys_router,
+    files_router,
+    accounts_router,
+    meta_router,
+)

@@ -14,7 +14,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from framegate import __version__
-from framegate.api import router
+from framegate.api import ROUTERS
 from framegate.config import Settings
 from framegate.engines.registry import EngineRegistry
 from framegate.exceptions import BadRequest, ErrorResponse, FramegateError, InvalidValue
@@ -57,7 +57,8 @@ def create_app(
         lifespan=lifespan,
     )
     app.add_middleware(RequestIdMiddleware)
-    app.include_router(router)
+    for router in ROUTERS:
+        app.include_router(router)
     _install_error_handlers(app)
     _use_error_envelope_in_openapi(app)
     return app

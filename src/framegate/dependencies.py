@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable
 from typing import Annotated
 
-from fastapi import Depends, Header, Request
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from framegate.keys.service import AuthContext
@@ -39,24 +40,33 @@ async def get_read_session(runtime: RuntimeDep) -> AsyncIterator[AsyncSession]:
 ReadSessionDep = Annotated[AsyncSession, Depends(get_read_session)]
 
 
-async def _authenticate(
-    runtime: RuntimeDep,
-    authorization: Annotated[str | None, Header(include_in_schema=False)] = None,
-) -> AuthContext:
-    return await runtime.keys.authenticate(authorization)
+# Documents the scheme in OpenAPI; the header itself is checked by the key service so that
+# every malformed variant gets its own precise 401.
+API_KEY_SCHEME = "APIKey"
+_bearer = HTTPBearer(
+    auto_error=False, scheme_name=API_KEY_SCHEME, description="An API key: `Bearer fg_live_…`."
+)
 
 
 def require_scope(scope: str) -> Callable[..., object]:
-    async def dependency(context: Annotated[AuthContext, Depends(_authenticate)]) -> AuthContext:
+    """A dependency that authenticates the request's key and checks it holds ``scope``."""
+
+    async def dependency(
+        request: Request,
+        _credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+    ) -> AuthContext:
+        runtime: Runtime = request.app.state.runtime
+        context = await runtime.keys.authenticate(request.headers.get("authorization"))
         context.require(scope)
         return context
 
     return dependency
 
 
-async def absolute_url_builder(request: Request, runtime: RuntimeDep) -> Callable[[str], str]:
-    base = runtime.settings.public_url or str(request.base_url)
-    base = base.rstrip("/")
+def absolute_url_builder(request: Request) -> Callable[[str], str]:
+    """Turns a path into a URL on this server (or on FRAMEGATE_PUBLIC_URL when set)."""
+    runtime: Runtime = request.app.state.runtime
+    base = (runtime.settings.public_url or str(request.base_url)).rstrip("/")
     return lambda path: f"{base}{path}"
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -79,6 +80,8 @@ class APIKeyService:
             TTLCache(maxsize=10_000, ttl=cache_seconds) if cache_seconds > 0 else None
         )
 
+        self._loading: dict[str, asyncio.Future[AuthContext]] = {}
+
     def forget_cached_keys(self) -> None:
         if self._cache is not None:
             self._cache.clear()
@@ -118,7 +121,7 @@ class APIKeyService:
         digest = self._hash(token)
         context = self._cache.get(digest) if self._cache is not None else None
         if context is None:
-            context = await self._load(digest)
+            context = await self._load_once(digest)
         now = utcnow()
         # Checked on every request: a rotated key's grace period ends on time, cache or not.
         if context.key.revoked_at is not None and as_utc(context.key.revoked_at) <= now:
@@ -126,6 +129,15 @@ class APIKeyService:
         if not context.account.is_active:
             raise Unauthorized("This account is disabled.", code="account_disabled")
         return context
+
+    async def _load_once(self, digest: str) -> AuthContext:
+        """Concurrent requests with the same uncached key share one lookup."""
+        pending = self._loading.get(digest)
+        if pending is None:
+            pending = asyncio.ensure_future(self._load(digest))
+            self._loading[digest] = pending
+            pending.add_done_callback(lambda _: self._loading.pop(digest, None))
+        return await asyncio.shield(pending)
 
     async def _load(self, digest: str) -> AuthContext:
         async with self._read_sessionmaker() as session:

@@ -2,26 +2,40 @@
 
 from __future__ import annotations
 
+import itertools
 import re
+import secrets
 
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from framegate.kit.ids import new_id
-
 _SANE = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+
+
+class _RequestIds:
+    """Unique per process run and cheap: a random prefix and a counter. Request ids only
+    correlate logs and errors; unlike object ids they need not be unguessable, so they do
+    not pay for a call to the OS random source on every request."""
+
+    def __init__(self) -> None:
+        self._prefix = f"req_{secrets.token_hex(6)}"
+        self._counter = itertools.count(1)
+
+    def next(self) -> str:
+        return f"{self._prefix}{next(self._counter):010x}"
 
 
 class RequestIdMiddleware:
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
+        self._ids = _RequestIds()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         incoming = next((v.decode() for k, v in scope["headers"] if k == b"x-request-id"), "")
-        request_id = incoming if _SANE.match(incoming) else new_id("req")
+        request_id = incoming if _SANE.match(incoming) else self._ids.next()
         scope.setdefault("state", {})["request_id"] = request_id
 
         async def send_with_id(message: Message) -> None:

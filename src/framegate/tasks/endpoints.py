@@ -5,14 +5,16 @@ from __future__ import annotations
 import asyncio
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, Path, Query
-from fastapi.responses import JSONResponse
+from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi.responses import JSONResponse, Response
 
 from framegate.dependencies import (
+    API_KEY_SCHEME,
     AbsoluteURL,
     ReadSessionDep,
     RuntimeDep,
     SessionDep,
+    absolute_url_builder,
     require_scope,
 )
 from framegate.exceptions import BadRequest, FramegateError, error_responses
@@ -20,6 +22,7 @@ from framegate.keys.scopes import Scope
 from framegate.keys.service import AuthContext
 from framegate.kit.time import to_unix
 from framegate.models import TaskStatus
+from framegate.runtime import Runtime
 from framegate.tasks.repository import task_repository
 from framegate.tasks.schemas import (
     ImageData,
@@ -138,16 +141,18 @@ async def create_images(
     response_model=TaskObject,
     responses=error_responses(401, 403, 404),
     summary="Retrieve a task",
+    openapi_extra={"security": [{API_KEY_SCHEME: []}]},
 )
-async def get_task(
-    task_id: TaskId,
-    runtime: RuntimeDep,
-    auth: TaskReader,
-    absolute: AbsoluteURL,
-) -> TaskObject:
+async def get_task(task_id: TaskId, request: Request) -> Response:
     """The task's status and progress; when completed, the video URL is result.data[0].url."""
-    task = await runtime.tasks.get(auth.account.id, task_id)
-    return runtime.tasks.to_object(task, absolute)
+    # The hottest route: clients poll it. It authenticates inline rather than through
+    # dependency injection, reads through the task cache and answers JSON rendered once
+    # per change of the task.
+    runtime: Runtime = request.app.state.runtime
+    auth = await runtime.keys.authenticate(request.headers.get("authorization"))
+    auth.require(Scope.tasks_read)
+    body = await runtime.tasks.render(auth.account.id, task_id, absolute_url_builder(request))
+    return Response(body, media_type="application/json")
 
 
 @router.get(

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import math
 import secrets
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -34,6 +36,17 @@ from framegate.tasks.schemas import (
 
 INPUT_IMAGE_NAME = "input"
 _FINISHED_TASK_CACHE_SECONDS = 300.0
+# A rendered task with signed URLs is reused this long; its URLs stay valid for the
+# signing TTL minus this.
+_SIGNED_RENDER_SECONDS = 60.0
+
+
+@dataclass(slots=True)
+class _CachedTask:
+    task: Task
+    json: bytes | None = None
+    json_base: str = ""
+    json_until: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,12 +77,12 @@ class TaskService:
         # process evicts its entry (see forget); changes made by other processes show
         # within cache_seconds. Finished tasks no longer change and stay longer.
         self._cache_seconds = cache_seconds
-        self._cache: TLRUCache[str, Task] | None = (
+        self._cache: TLRUCache[str, _CachedTask] | None = (
             TLRUCache(maxsize=20_000, ttu=self._time_to_use) if cache_seconds > 0 else None
         )
 
-    def _time_to_use(self, _key: str, task: Task, now: float) -> float:
-        finished = TaskStatus(task.status).is_terminal()
+    def _time_to_use(self, _key: str, entry: _CachedTask, now: float) -> float:
+        finished = TaskStatus(entry.task.status).is_terminal()
         return now + (_FINISHED_TASK_CACHE_SECONDS if finished else self._cache_seconds)
 
     def forget(self, task_id: str) -> None:
@@ -200,16 +213,33 @@ class TaskService:
         return task
 
     async def get(self, account_id: str, task_id: str) -> Task:
-        task = self._cache.get(task_id) if self._cache is not None else None
-        if task is None:
+        return (await self._entry(account_id, task_id)).task
+
+    async def render(self, account_id: str, task_id: str, absolute: Callable[[str], str]) -> bytes:
+        """The task's JSON as GET /v1/tasks/{id} answers it, rendered at most once per change
+        (and per minute once it has signed output URLs, which stay valid long after)."""
+        entry = await self._entry(account_id, task_id)
+        base = absolute("")
+        now = time.monotonic()
+        if entry.json is None or entry.json_base != base or now >= entry.json_until:
+            entry.json = self.to_object(entry.task, absolute).model_dump_json().encode()
+            entry.json_base = base
+            entry.json_until = now + (_SIGNED_RENDER_SECONDS if entry.task.result else math.inf)
+        return entry.json
+
+    async def _entry(self, account_id: str, task_id: str) -> _CachedTask:
+        entry = self._cache.get(task_id) if self._cache is not None else None
+        if entry is None:
             async with self._read_sessionmaker() as session:
                 task = await task_repository.get(session, task_id)
-            if task is not None and self._cache is not None:
-                self._cache[task_id] = task
-        if task is None or task.account_id != account_id:
+            if task is not None:
+                entry = _CachedTask(task)
+                if self._cache is not None:
+                    self._cache[task_id] = entry
+        if entry is None or entry.task.account_id != account_id:
             # Another tenant's task is indistinguishable from a missing one.
             raise NotFound(f"No task {task_id!r}.", param="task_id", code="task_not_found")
-        return task
+        return entry
 
     async def list_tasks(
         self,
