@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 import secrets
 from functools import cached_property
 from pathlib import Path
@@ -109,9 +111,14 @@ class Settings(BaseSettings):
             raise RuntimeError("FRAMEGATE_SECRET_KEY must be set when FRAMEGATE_ENV=production")
         self.ensure_data_dir()
         path = self.data_dir / _SECRET_FILE
-        if path.exists():
-            return path.read_text().strip()
-        value = secrets.token_urlsafe(48)
-        path.touch(mode=0o600)
-        path.write_text(value)
-        return value
+        if not path.exists():
+            # Written aside and linked into place: two processes starting at once on a new
+            # data directory (serve and a CLI command) still end up with the same secret.
+            candidate = self.data_dir / f".{_SECRET_FILE}.{secrets.token_hex(8)}"
+            fd = os.open(candidate, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as handle:
+                handle.write(secrets.token_urlsafe(48))
+            with contextlib.suppress(FileExistsError):
+                os.link(candidate, path)
+            candidate.unlink()
+        return path.read_text().strip()
