@@ -51,13 +51,5 @@ async def create_estimate(body: EstimateRequest, runtime: RuntimeDep) -> Estimat
     if route.kind == "image":
         plan = catalog.plan_image(route, size=body.size, n=body.n)
     else:
-        plan = catalog.plan_video(
-            route,
-            duration=body.duration,
-            size=body.size,
-            resolution=body.resolution,
-            aspect_ratio=body.aspect_ratio,
-            fps=body.fps,
-            has_image=body.input_image is not None,
-        )
+        plan = catalog.plan_video(route, body)
     return plan.as_estimate()

@@ -6,6 +6,7 @@ import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 import yaml
 from pydantic import ValidationError
@@ -57,6 +58,23 @@ class OutputPlan:
             n=self.n if self.route.kind == "image" else None,
             pricing=self.route.pricing,
         )
+
+
+class VideoShape(Protocol):
+    """The request fields that decide a video's geometry and price."""
+
+    @property
+    def duration(self) -> int | None: ...
+    @property
+    def size(self) -> str | None: ...
+    @property
+    def resolution(self) -> str | None: ...
+    @property
+    def aspect_ratio(self) -> str | None: ...
+    @property
+    def fps(self) -> int | None: ...
+    @property
+    def input_image(self) -> str | None: ...
 
 
 class CatalogError(Exception):
@@ -136,18 +154,10 @@ class Catalog:
             )
         return route
 
-    def plan_video(
-        self,
-        route: ModelRoute,
-        *,
-        duration: int | None,
-        size: str | None,
-        resolution: str | None,
-        aspect_ratio: str | None,
-        fps: int | None,
-        has_image: bool,
-    ) -> OutputPlan:
+    def plan_video(self, route: ModelRoute, request: VideoShape) -> OutputPlan:
         caps = route.capabilities
+        duration, fps = request.duration, request.fps
+        has_image = request.input_image is not None
         if has_image and not caps.image_to_video:
             raise InvalidValue(
                 f"Model {route.id!r} does not support image-to-video; drop input_image or "
@@ -175,7 +185,9 @@ class Catalog:
                 f"got {rate}.",
                 param="fps",
             )
-        width, height = self._resolve_size(route, size, resolution, aspect_ratio)
+        width, height = self._resolve_size(
+            route, request.size, request.resolution, request.aspect_ratio
+        )
         tier = tier_for(width, height)
         frames = seconds * rate
         units = seconds if route.pricing.unit == "second" else 1

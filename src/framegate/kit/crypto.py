@@ -5,30 +5,22 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
-import string
 import zlib
+
+from framegate.kit.encoding import BASE62, encode_int
 
 KEY_PREFIX = "fg_live_"
 _RANDOM_CHARS = 40
 _CHECKSUM_CHARS = 6
-_BASE62 = string.digits + string.ascii_letters
-
-
-def _base62(value: int, width: int) -> str:
-    chars = []
-    for _ in range(width):
-        value, rem = divmod(value, 62)
-        chars.append(_BASE62[rem])
-    return "".join(reversed(chars))
 
 
 def _checksum(body: str) -> str:
-    return _base62(zlib.crc32(body.encode()), _CHECKSUM_CHARS)
+    return encode_int(zlib.crc32(body.encode()), BASE62, _CHECKSUM_CHARS)
 
 
 def generate_api_key() -> str:
     """A new secret: ``fg_live_`` + 40 base62 characters (~238 bits) + a CRC32 checksum."""
-    body = KEY_PREFIX + "".join(secrets.choice(_BASE62) for _ in range(_RANDOM_CHARS))
+    body = KEY_PREFIX + "".join(secrets.choice(BASE62) for _ in range(_RANDOM_CHARS))
     return body + _checksum(body)
 
 

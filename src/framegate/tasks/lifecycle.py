@@ -153,6 +153,15 @@ class TaskLifecycle:
 
     async def retry(self, task: Task, reason: str, *, worker_id: str | None = None) -> bool:
         """processing → queued for another attempt (the hold stays in place)."""
+        return await self._requeue(task, worker_id, {"error_message": reason[:2000]})
+
+    async def hand_back(self, task: Task, worker_id: str) -> bool:
+        """processing → queued on a clean shutdown; the attempt does not count."""
+        return await self._requeue(task, worker_id, {"attempts": task.attempts - 1})
+
+    async def _requeue(
+        self, task: Task, worker_id: str | None, extra_values: dict[str, Any]
+    ) -> bool:
         async with transaction(self._sessionmaker) as session:
             done = await task_repository.compare_and_set(
                 session,
@@ -166,34 +175,12 @@ class TaskLifecycle:
                     "lease_expires_at": None,
                     "progress": 0,
                     "updated_at": utcnow(),
-                    "error_message": reason[:2000],
+                    **extra_values,
                 },
             )
         if done:
             self._signals.task_changed(task.id)
             self._signals.task_queued()
-        return done
-
-    async def hand_back(self, task: Task, worker_id: str) -> bool:
-        """processing → queued on a clean shutdown; the attempt does not count."""
-        async with transaction(self._sessionmaker) as session:
-            done = await task_repository.compare_and_set(
-                session,
-                task.id,
-                status=TaskStatus.processing,
-                attempts=task.attempts,
-                worker_id=worker_id,
-                values={
-                    "status": TaskStatus.queued,
-                    "attempts": task.attempts - 1,
-                    "worker_id": None,
-                    "lease_expires_at": None,
-                    "progress": 0,
-                    "updated_at": utcnow(),
-                },
-            )
-        if done:
-            self._signals.task_changed(task.id)
         return done
 
     async def reap_expired(self) -> int:

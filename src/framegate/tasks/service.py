@@ -91,15 +91,7 @@ class TaskService:
 
     def plan_video(self, body: VideoGenerationRequest) -> OutputPlan:
         route = self.catalog.require(body.model, kind="video")
-        return self.catalog.plan_video(
-            route,
-            duration=body.duration,
-            size=body.size,
-            resolution=body.resolution,
-            aspect_ratio=body.aspect_ratio,
-            fps=body.fps,
-            has_image=body.input_image is not None,
-        )
+        return self.catalog.plan_video(route, body)
 
     async def prepare_input_image(self, value: str | None) -> PreparedInput | None:
         """Fetch and decode the input image before any credits are held."""
