@@ -18,6 +18,7 @@ from framegate.api import ROUTERS
 from framegate.config import Settings
 from framegate.engines.registry import EngineRegistry
 from framegate.exceptions import BadRequest, ErrorResponse, FramegateError, InvalidValue
+from framegate.kit.body_limit import BodySizeLimitMiddleware
 from framegate.kit.request_id import RequestIdMiddleware
 from framegate.runtime import Runtime
 
@@ -56,6 +57,7 @@ def create_app(
         description=DESCRIPTION,
         lifespan=lifespan,
     )
+    app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_request_bytes)
     app.add_middleware(RequestIdMiddleware)
     for router in ROUTERS:
         app.include_router(router)
@@ -126,7 +128,12 @@ def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
         log.exception("unhandled error on %s %s", request.method, request.url.path)
-        return _envelope(request, FramegateError("Internal server error."))
+        response = _envelope(request, FramegateError("Internal server error."))
+        # This handler runs outside the request-id middleware; set the header here.
+        request_id = _request_id(request)
+        if request_id:
+            response.headers["X-Request-Id"] = request_id
+        return response
 
 
 _HTTP_CODES = {404: "not_found", 405: "method_not_allowed"}
@@ -138,6 +145,11 @@ def _from_validation(errors: Any) -> FramegateError:
     param = ".".join(loc) or None
     message = str(first.get("msg", "invalid value"))
     kind = first.get("type", "")
+    if kind == "missing" and param is None:
+        return BadRequest(
+            "The request needs a JSON body; see the API reference for its fields.",
+            code="missing_body",
+        )
     if kind == "json_invalid":
         return BadRequest("The body is not valid JSON.", code="invalid_json")
     if kind == "extra_forbidden":

@@ -52,6 +52,9 @@ class Settings(BaseSettings):
 
     # Comma-separated CIDRs admitted despite being private (off by default).
     allow_private_networks: str = ""
+    # Any request body over this is refused with 413 while it streams in (a JSON body with
+    # a data URI input image is the largest legitimate one).
+    max_request_bytes: int = Field(default=32 * 1024 * 1024, gt=0)
     input_image_max_bytes: int = Field(default=20 * 1024 * 1024, gt=0)
     input_image_max_pixels: int = Field(default=40_000_000, gt=0)
     fetch_connect_timeout: float = Field(default=5.0, gt=0)

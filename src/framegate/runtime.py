@@ -73,6 +73,7 @@ class Runtime:
         lifecycle = TaskLifecycle(
             sessionmaker,
             signals,
+            read_sessionmaker=read_sessionmaker,
             lease_seconds=settings.task_lease_seconds,
             max_attempts=settings.task_max_attempts,
         )
@@ -83,7 +84,9 @@ class Runtime:
             fetch_policy=settings.fetch_policy,
             max_image_pixels=settings.input_image_max_pixels,
             read_sessionmaker=read_sessionmaker,
+            signals=signals,
             cache_seconds=settings.read_cache_seconds,
+            signed_url_ttl_seconds=settings.signed_url_ttl_seconds,
         )
         signals.on_change(tasks.forget)
         return cls(

@@ -109,3 +109,17 @@ async def test_keys_are_stored_only_as_hashes(runtime: Runtime, account: Tenant)
         rows = (await session.execute(select(APIKey))).scalars().all()
     assert rows
     assert all(account.api_key not in (k.secret_hash, k.display) for k in rows)
+
+
+async def test_a_key_cannot_rotate_or_revoke_a_key_with_more_scopes(
+    client: httpx.AsyncClient, runtime: Runtime
+) -> None:
+    owner = await make_account(runtime, scopes=["admin"])
+    manager = await client.post("/v1/keys", json={"scopes": ["keys:manage"]}, headers=owner.headers)
+    headers = {"Authorization": f"Bearer {manager.json()['secret']}"}
+    rotated = await client.post(f"/v1/keys/{owner.key_id}/rotate", headers=headers)
+    assert rotated.status_code == 403
+    assert "admin" in rotated.json()["error"]["message"]
+    revoked = await client.post(f"/v1/keys/{owner.key_id}/revoke", headers=headers)
+    assert revoked.status_code == 403
+    assert (await client.get("/v1/keys", headers=owner.headers)).status_code == 200

@@ -4,19 +4,21 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from framegate.credits.schemas import MAX_CREDITS
+
 
 class AccountCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: str = Field(min_length=1, max_length=200)
-    credits: int = Field(default=0, ge=0)
+    credits: int = Field(default=0, ge=0, le=MAX_CREDITS)
     plan: str = Field(default="default", max_length=40)
 
 
 class CreditGrant(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    credits: int = Field(gt=0)
+    credits: int = Field(gt=0, le=MAX_CREDITS)
     description: str = Field(default="", max_length=300)
 
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from framegate.accounts.repository import account_repository
 from framegate.credits.service import credit_service
 from framegate.exceptions import InvalidValue, NotFound
 from framegate.keys.service import APIKeyService, CreatedKey
@@ -37,19 +37,19 @@ class AccountService:
             raise InvalidValue("An account needs a name.", param="name")
         if credits < 0:
             raise InvalidValue("credits must be >= 0.", param="credits")
-        account = Account(id=new_id("acct"), name=name.strip(), plan=plan, credit_balance=0)
-        session.add(account)
-        await session.flush()
+        account = await account_repository.add(
+            session, Account(id=new_id("acct"), name=name.strip(), plan=plan, credit_balance=0)
+        )
         if credits:
             await credit_service.grant(session, account.id, credits, "opening credits")
         key = await self._keys.create(session, account.id, name="default", scopes=scopes)
         return CreatedAccount(account=account, key=key)
 
     async def get(self, session: AsyncSession, account_id: str) -> Account:
-        account = await session.get(Account, account_id)
+        account = await account_repository.get(session, account_id)
         if account is None:
             raise NotFound(f"No account {account_id!r}.", param="account_id")
         return account
 
     async def list_accounts(self, session: AsyncSession) -> list[Account]:
-        return list((await session.execute(select(Account).order_by(Account.id))).scalars())
+        return await account_repository.list_all(session)

@@ -6,6 +6,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from framegate.kit.dialect_fields import refuse_dialect_fields
+
 ResolutionTier = Literal["480p", "720p", "1080p"]
 RESOLUTION_TIERS: tuple[ResolutionTier, ...] = ("480p", "720p", "1080p")
 TIER_SHORT_SIDE: dict[str, int] = {"480p": 480, "720p": 720, "1080p": 1080}
@@ -105,6 +107,8 @@ class EstimateRequest(BaseModel):
     """What a request would cost; the same fields as the generation routes."""
 
     model_config = ConfigDict(extra="forbid")
+
+    _refuse_dialects = model_validator(mode="before")(refuse_dialect_fields)
 
     model: str
     duration: int | None = None

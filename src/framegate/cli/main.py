@@ -12,8 +12,12 @@ from rich.console import Console
 from rich.table import Table
 
 from framegate import __version__
+from framegate.app import create_app
 from framegate.config import Settings
+from framegate.credits.service import credit_service
+from framegate.db import upgrade_database
 from framegate.exceptions import FramegateError
+from framegate.keys.scopes import ALL_SCOPES
 from framegate.kit.time import to_unix
 from framegate.runtime import Runtime
 
@@ -72,9 +76,8 @@ def serve(
     ] = None,
 ) -> None:
     """Run the API and the embedded worker pool in one process."""
+    # Imported here: every other command starts faster without the server stack.
     import uvicorn
-
-    from framegate.app import create_app
 
     overrides: dict[str, Any] = {}
     if workers is not None:
@@ -111,7 +114,6 @@ def create_account(
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
     """Create an account with opening credits and print its first API key (shown once)."""
-    from framegate.keys.scopes import ALL_SCOPES
 
     async def work(runtime: Runtime) -> dict[str, Any]:
         async with runtime.sessionmaker() as session:
@@ -151,7 +153,6 @@ def grant(
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Add credits to an account."""
-    from framegate.credits.service import credit_service
 
     async def work(runtime: Runtime) -> dict[str, Any]:
         async with runtime.sessionmaker() as session:
@@ -260,7 +261,7 @@ def revoke_key(
 
     async def work(runtime: Runtime) -> dict[str, Any]:
         async with runtime.sessionmaker() as session:
-            key = await runtime.keys.revoke(session, account, key_id)
+            key = await runtime.keys.revoke(session, account, key_id, by=None)
             await session.commit()
             return {"api_key_id": key.id, "revoked_at": to_unix(key.revoked_at)}
 
@@ -271,7 +272,5 @@ def revoke_key(
 @app.command()
 def migrate() -> None:
     """Apply pending database migrations (serve does this too)."""
-    from framegate.db import upgrade_database
-
     upgrade_database(Settings().resolved_database_url)
     console.print("database is up to date")

@@ -4,6 +4,9 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
+# Far beyond any real balance, and within a signed 64-bit column.
+MAX_CREDITS = 2**53
+
 
 class CreditBalance(BaseModel):
     object: Literal["credit_balance"] = "credit_balance"

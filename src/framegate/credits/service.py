@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from framegate.credits.repository import credit_repository
+from framegate.credits.schemas import MAX_CREDITS
 from framegate.exceptions import InvalidValue, NotFound, PaymentRequired
 from framegate.models import LedgerEntry, LedgerKind, Task
 
@@ -25,8 +26,11 @@ class CreditService:
     async def grant(
         self, session: AsyncSession, account_id: str, amount: int, description: str = ""
     ) -> LedgerEntry:
-        if amount <= 0:
-            raise InvalidValue("credits to grant must be a positive integer.", param="credits")
+        if not 0 < amount <= MAX_CREDITS:
+            raise InvalidValue(
+                f"credits to grant must be a positive integer up to {MAX_CREDITS}.",
+                param="credits",
+            )
         balance = await credit_repository.credit(session, account_id, amount)
         return await credit_repository.add_entry(
             session,

@@ -66,7 +66,12 @@ class EmbeddedDispatcher:
             if task is None:
                 await self._signals.wait_for_queued(self._poll_seconds)
                 continue
-            await self._runner.run(task, worker_id)
+            try:
+                await self._runner.run(task, worker_id)
+            except Exception:
+                # Never lose the slot: the task itself is recovered by the reaper when its
+                # lease runs out.
+                log.exception("worker %s: run of %s failed", worker_id, task.id)
 
     async def _reap(self) -> None:
         while True:

@@ -26,7 +26,7 @@ from framegate.engines.base import (
 from framegate.engines.registry import EngineRegistry
 from framegate.kit.images import decode_image
 from framegate.models import Task, TaskType
-from framegate.storage.base import Storage, output_key
+from framegate.storage.base import Storage, attempt_prefix
 from framegate.tasks.lifecycle import TaskLifecycle
 
 log = logging.getLogger(__name__)
@@ -74,17 +74,21 @@ class TaskRunner:
             )
             return
         state = _Progress()
-        self._scratch_dir.mkdir(parents=True, exist_ok=True)
-        workdir = Path(tempfile.mkdtemp(prefix=f"{task.id}-", dir=self._scratch_dir))
+        # Each attempt writes under its own prefix, so an attempt that lost its lease can
+        # never overwrite or delete the outputs of the attempt that completed the task.
+        prefix = attempt_prefix(task)
+        completed = False
+        workdir: Path | None = None
         heartbeat = asyncio.create_task(self._heartbeat(task, worker_id, state))
         try:
+            workdir = await asyncio.to_thread(self._make_workdir, task.id)
             request = await self._request(task, route.settings)
             result = await self._generate(engine, request, workdir, state)
-            stored = await self._store(task, result)
+            if state.lost:
+                raise TaskCancelledError
+            stored = await self._store(task, prefix, result)
             price = task.credits_reserved
-            if not await self._lifecycle.complete(task, worker_id, stored, price):
-                # Cancelled or reclaimed while finishing: nothing of ours may remain.
-                await self._storage.delete_prefix(output_key(task.id, ""))
+            completed = await self._lifecycle.complete(task, worker_id, stored, price)
         except TaskCancelledError:
             log.info("task %s stopped: no longer ours (cancelled or reclaimed)", task.id)
         except asyncio.CancelledError:
@@ -95,16 +99,29 @@ class TaskRunner:
             raise
         except EngineError as exc:
             await self._handle_engine_error(task, worker_id, exc)
-        except Exception as exc:
+        except Exception:
+            # The details go to the log, not to the client: they can name paths or queries.
             log.exception("task %s failed unexpectedly", task.id)
             await self._lifecycle.fail(
-                task, "engine_error", f"Generation failed: {exc}", worker_id=worker_id
+                task,
+                "engine_error",
+                f"Generation failed because of an internal error (reference {task.id}); "
+                "the credits were refunded.",
+                worker_id=worker_id,
             )
         finally:
             heartbeat.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await heartbeat
-            await asyncio.to_thread(shutil.rmtree, workdir, True)
+            if not completed:
+                with contextlib.suppress(Exception):
+                    await self._storage.delete_prefix(prefix)
+            if workdir is not None:
+                await asyncio.to_thread(shutil.rmtree, workdir, True)
+
+    def _make_workdir(self, task_id: str) -> Path:
+        self._scratch_dir.mkdir(parents=True, exist_ok=True)
+        return Path(tempfile.mkdtemp(prefix=f"{task_id}-", dir=self._scratch_dir))
 
     async def _generate(
         self, engine: Engine, request: GenerationRequest, workdir: Path, state: _Progress
@@ -160,16 +177,16 @@ class TaskRunner:
             settings=settings,
         )
 
-    async def _store(self, task: Task, result: GenerationResult) -> dict[str, Any]:
+    async def _store(self, task: Task, prefix: str, result: GenerationResult) -> dict[str, Any]:
         outputs = []
         for index, output in enumerate(result.outputs):
-            outputs.append(await self._store_one(task, index, output))
+            outputs.append(await self._store_one(prefix, index, output))
         return {"outputs": outputs}
 
-    async def _store_one(self, task: Task, index: int, output: OutputFile) -> dict[str, Any]:
+    async def _store_one(self, prefix: str, index: int, output: OutputFile) -> dict[str, Any]:
         stem = "video" if output.content_type.startswith("video/") else "image"
         ext = _EXTENSIONS.get(output.content_type, "bin")
-        key = output_key(task.id, f"{stem}-{index}.{ext}")
+        key = f"{prefix}{stem}-{index}.{ext}"
         size = await self._storage.put_file(key, output.path, output.content_type)
         item: dict[str, Any] = {
             "key": key,
@@ -179,7 +196,7 @@ class TaskRunner:
             "height": output.height,
         }
         if output.thumbnail_path is not None:
-            thumbnail = output_key(task.id, f"thumbnail-{index}.jpg")
+            thumbnail = f"{prefix}thumbnail-{index}.jpg"
             await self._storage.put_file(thumbnail, output.thumbnail_path, "image/jpeg")
             item["thumbnail_key"] = thumbnail
         if output.duration is not None:

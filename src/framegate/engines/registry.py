@@ -6,6 +6,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from framegate.engines.base import Engine
+from framegate.engines.preview import PreviewEngine
 
 
 class EngineRegistry:
@@ -24,6 +25,4 @@ class EngineRegistry:
 
 
 def default_engines() -> EngineRegistry:
-    from framegate.engines.preview import PreviewEngine
-
     return EngineRegistry([PreviewEngine()])

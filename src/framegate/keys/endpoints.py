@@ -81,7 +81,9 @@ async def rotate_key(
 ) -> KeyWithSecret:
     """A new secret with the same scopes; the old one stops working after the grace period."""
     grace = body.grace_seconds if body else 0
-    created = await runtime.keys.rotate(session, auth.account.id, key_id, grace_seconds=grace)
+    created = await runtime.keys.rotate(
+        session, auth.account.id, key_id, by=auth, grace_seconds=grace
+    )
     await session.commit()
     runtime.keys.forget_cached_keys()
     return _with_secret(created.key, created.secret)
@@ -97,7 +99,7 @@ async def revoke_key(
     key_id: KeyId, runtime: RuntimeDep, session: SessionDep, auth: KeyManager
 ) -> KeyObject:
     """Revoke at once: the key answers 401 from now on."""
-    key = await runtime.keys.revoke(session, auth.account.id, key_id)
+    key = await runtime.keys.revoke(session, auth.account.id, key_id, by=auth)
     await session.commit()
     runtime.keys.forget_cached_keys()
     return _view(key)

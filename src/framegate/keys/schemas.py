@@ -4,6 +4,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from framegate.credits.schemas import MAX_CREDITS
+
 
 class KeyCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -12,7 +14,7 @@ class KeyCreate(BaseModel):
     scopes: list[str] | None = Field(
         default=None, description="Defaults to every scope but admin (and never more than yours)."
     )
-    spend_cap: int | None = Field(default=None, ge=0)
+    spend_cap: int | None = Field(default=None, ge=0, le=MAX_CREDITS)
 
 
 class KeyRotate(BaseModel):

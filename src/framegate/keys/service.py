@@ -81,8 +81,13 @@ class APIKeyService:
         )
 
         self._loading: dict[str, asyncio.Future[AuthContext]] = {}
+        # Bumped by every revocation: a lookup that started before it must not put what it
+        # read back into the cache, nor be shared with requests that came after it.
+        self._generation = 0
 
     def forget_cached_keys(self) -> None:
+        self._generation += 1
+        self._loading.clear()
         if self._cache is not None:
             self._cache.clear()
 
@@ -134,12 +139,16 @@ class APIKeyService:
         """Concurrent requests with the same uncached key share one lookup."""
         pending = self._loading.get(digest)
         if pending is None:
-            pending = asyncio.ensure_future(self._load(digest))
+            pending = asyncio.ensure_future(self._load(digest, self._generation))
             self._loading[digest] = pending
-            pending.add_done_callback(lambda _: self._loading.pop(digest, None))
+            pending.add_done_callback(
+                lambda done: (
+                    self._loading.pop(digest, None) if self._loading.get(digest) is done else None
+                )
+            )
         return await asyncio.shield(pending)
 
-    async def _load(self, digest: str) -> AuthContext:
+    async def _load(self, digest: str, generation: int) -> AuthContext:
         async with self._read_sessionmaker() as session:
             found = await api_key_repository.by_hash(session, digest)
         if found is None:
@@ -152,7 +161,7 @@ class APIKeyService:
                 await session.commit()
             key.last_used_at = now
         context = AuthContext(account=account, key=key)
-        if self._cache is not None:
+        if self._cache is not None and generation == self._generation:
             self._cache[digest] = context
         return context
 
@@ -165,8 +174,13 @@ class APIKeyService:
             raise NotFound(f"No API key {key_id!r} in this account.", param="key_id")
         return key
 
-    async def revoke(self, session: AsyncSession, account_id: str, key_id: str) -> APIKey:
+    async def revoke(
+        self, session: AsyncSession, account_id: str, key_id: str, *, by: AuthContext | None
+    ) -> APIKey:
+        """Revoke at once. ``by`` is the calling key (None for the operator CLI)."""
         key = await self.get(session, account_id, key_id)
+        if by is not None:
+            self.check_grantable(by, list(key.scopes))
         now = utcnow()
         if key.revoked_at is None or as_utc(key.revoked_at) > now:
             key.revoked_at = now
@@ -174,10 +188,18 @@ class APIKeyService:
         return key
 
     async def rotate(
-        self, session: AsyncSession, account_id: str, key_id: str, *, grace_seconds: int = 0
+        self,
+        session: AsyncSession,
+        account_id: str,
+        key_id: str,
+        *,
+        by: AuthContext | None,
+        grace_seconds: int = 0,
     ) -> CreatedKey:
         """A new secret with the same name, scopes and cap; the old one dies after the grace."""
         old = await self.get(session, account_id, key_id)
+        if by is not None:
+            self.check_grantable(by, list(old.scopes))
         now = utcnow()
         if old.revoked_at is not None and as_utc(old.revoked_at) <= now:
             raise InvalidValue("A revoked key cannot be rotated.", param="key_id")
@@ -191,11 +213,12 @@ class APIKeyService:
 
     @staticmethod
     def check_grantable(context: AuthContext, scopes: list[str]) -> None:
-        """A key can only hand out scopes it holds itself."""
+        """A key can only hand out (or rotate, or revoke) scopes it holds itself."""
         missing = [s for s in scopes if not has_scope(context.key.scopes, s)]
         if missing:
             raise Forbidden(
-                f"This key cannot grant scope(s) it does not hold: {', '.join(missing)}.",
+                f"This key cannot manage keys with scope(s) it does not hold: "
+                f"{', '.join(missing)}.",
                 code="insufficient_scope",
             )
 

@@ -29,7 +29,7 @@ class LedgerEntry(TimestampMixin, Base):
     __table_args__ = (
         # A retried job or a racing cancel can never hold, capture or release twice.
         UniqueConstraint("task_id", "kind", name="uq_ledger_entries_task_kind"),
-        Index("ix_ledger_entries_account_created", "account_id", "created_at", "id"),
+        Index("ix_ledger_entries_account_id_id", "account_id", "id"),
     )
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)

@@ -32,8 +32,9 @@ class TaskType(StrEnum):
 class Task(TimestampMixin, Base):
     __tablename__ = "tasks"
     __table_args__ = (
-        Index("ix_tasks_account_created", "account_id", "created_at", "id"),
-        Index("ix_tasks_status_created", "status", "created_at"),
+        # Ids begin with their creation time: lists page and sort by id.
+        Index("ix_tasks_account_id_id", "account_id", "id"),
+        Index("ix_tasks_status_id", "status", "id"),
     )
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)

@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Protocol
 
+from framegate.models import Task
+
 
 class Storage(Protocol):
     async def put_file(self, key: str, source: Path, content_type: str) -> int:
@@ -28,6 +30,11 @@ class Storage(Protocol):
 
 def output_key(task_id: str, name: str) -> str:
     return f"outputs/{task_id}/{name}"
+
+
+def attempt_prefix(task: Task) -> str:
+    """Where one attempt of a task writes its outputs: ``outputs/{task_id}/{attempt}/``."""
+    return output_key(task.id, f"{task.attempts}/")
 
 
 def input_key(task_id: str, name: str) -> str:

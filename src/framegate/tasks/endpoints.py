@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Path, Query, Request
@@ -17,13 +16,12 @@ from framegate.dependencies import (
     absolute_url_builder,
     require_scope,
 )
-from framegate.exceptions import BadRequest, FramegateError, error_responses
+from framegate.exceptions import BadRequest, error_responses
 from framegate.keys.scopes import Scope
 from framegate.keys.service import AuthContext
 from framegate.kit.time import to_unix
 from framegate.models import TaskStatus
 from framegate.runtime import Runtime
-from framegate.tasks.repository import task_repository
 from framegate.tasks.schemas import (
     ImageData,
     ImageGenerationRequest,
@@ -32,6 +30,7 @@ from framegate.tasks.schemas import (
     TaskObject,
     VideoGenerationRequest,
 )
+from framegate.tasks.service import GenerationFailed
 
 router = APIRouter(tags=["tasks"])
 
@@ -39,12 +38,6 @@ VideoWriter = Annotated[AuthContext, Depends(require_scope(Scope.videos_write))]
 ImageWriter = Annotated[AuthContext, Depends(require_scope(Scope.images_write))]
 TaskReader = Annotated[AuthContext, Depends(require_scope(Scope.tasks_read))]
 TaskId = Annotated[str, Path(max_length=40, description="The task id, e.g. task_…")]
-
-
-class GenerationFailed(FramegateError):
-    status_code = 502
-    type = "api_error"
-    code = "generation_failed"
 
 
 @router.post(
@@ -103,19 +96,12 @@ async def create_images(
     task = await runtime.tasks.submit_image(session, auth, body)
     await session.commit()
     runtime.signals.task_queued()
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + runtime.settings.image_sync_timeout_seconds
-    while True:
-        async with runtime.read_sessionmaker() as fresh:
-            current = await task_repository.get(fresh, task.id)
-        if current is not None and TaskStatus(current.status).is_terminal():
-            task = current
-            break
-        remaining = deadline - loop.time()
-        if remaining <= 0:
-            view = runtime.tasks.to_object(current or task, absolute)
-            return JSONResponse(view.model_dump(mode="json"), status_code=202)
-        await runtime.signals.wait_for_change(task.id, min(0.5, remaining))
+    task = await runtime.tasks.wait_until_finished(
+        task, runtime.settings.image_sync_timeout_seconds
+    )
+    if not TaskStatus(task.status).is_terminal():
+        view = runtime.tasks.to_object(task, absolute)
+        return JSONResponse(view.model_dump(mode="json"), status_code=202)
     if task.status != TaskStatus.completed:
         raise GenerationFailed(
             f"Image generation failed ({task.error_code}): {task.error_message}. "

@@ -29,10 +29,12 @@ class TaskLifecycle:
         sessionmaker: async_sessionmaker[AsyncSession],
         signals: TaskSignals,
         *,
+        read_sessionmaker: async_sessionmaker[AsyncSession],
         lease_seconds: float,
         max_attempts: int,
     ) -> None:
         self._sessionmaker = sessionmaker
+        self._read_sessionmaker = read_sessionmaker
         self._signals = signals
         self.lease_seconds = lease_seconds
         self.max_attempts = max_attempts
@@ -185,7 +187,7 @@ class TaskLifecycle:
 
     async def reap_expired(self) -> int:
         """Tasks whose worker stopped renewing: retried while attempts remain, else failed."""
-        async with self._sessionmaker() as session:
+        async with self._read_sessionmaker() as session:
             expired = await task_repository.expired_leases(session, utcnow())
         handled = 0
         for task in expired:

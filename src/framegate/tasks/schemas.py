@@ -7,27 +7,9 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from framegate.catalog.schemas import ResolutionTier
-from framegate.exceptions import BadRequest
-
-# Fields other vendors' dialects use, and what this API calls them instead.
-_DIALECT_FIELDS = {
-    "seconds": "Use 'duration' (whole seconds) instead of 'seconds'.",
-    "image_url": "Use 'input_image' (an https URL or a data URI) instead of 'image_url'.",
-    "async": (
-        "There is no 'async' flag: every video request is asynchronous. POST to "
-        "/v1/async/videos/generations and poll GET /v1/tasks/{id}."
-    ),
-}
+from framegate.kit.dialect_fields import refuse_dialect_fields
 
 MAX_SEED = 2**32 - 1
-
-
-def refuse_dialect_fields(data: Any) -> Any:
-    if isinstance(data, dict):
-        for name, hint in _DIALECT_FIELDS.items():
-            if name in data:
-                raise BadRequest(hint, param=name, code="unsupported_parameter")
-    return data
 
 
 class VideoGenerationRequest(BaseModel):

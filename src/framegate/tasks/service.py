@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import math
 import secrets
 import time
@@ -14,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from framegate.catalog.service import Catalog, OutputPlan
 from framegate.credits.service import credit_service
-from framegate.exceptions import InvalidValue, NotFound
+from framegate.exceptions import FramegateError, InvalidValue, NotFound
 from framegate.keys.service import AuthContext
 from framegate.kit.ids import new_id
 from framegate.kit.images import load_image
@@ -33,12 +34,21 @@ from framegate.tasks.schemas import (
     TaskResult,
     VideoGenerationRequest,
 )
+from framegate.tasks.signals import TaskSignals
 
 INPUT_IMAGE_NAME = "input"
 _FINISHED_TASK_CACHE_SECONDS = 300.0
 # A rendered task with signed URLs is reused this long; its URLs stay valid for the
 # signing TTL minus this.
 _SIGNED_RENDER_SECONDS = 60.0
+
+
+class GenerationFailed(FramegateError):
+    """A synchronous-style request (image generation) whose task failed; already refunded."""
+
+    status_code = 502
+    type = "api_error"
+    code = "generation_failed"
 
 
 @dataclass(slots=True)
@@ -65,8 +75,11 @@ class TaskService:
         fetch_policy: FetchPolicy,
         max_image_pixels: int,
         read_sessionmaker: async_sessionmaker[AsyncSession],
+        signals: TaskSignals,
         cache_seconds: float,
+        signed_url_ttl_seconds: int,
     ) -> None:
+        self._signals = signals
         self.catalog = catalog
         self._storage = storage
         self._signer = signer
@@ -77,6 +90,9 @@ class TaskService:
         # process evicts its entry (see forget); changes made by other processes show
         # within cache_seconds. Finished tasks no longer change and stay longer.
         self._cache_seconds = cache_seconds
+        # Rendered tasks with signed URLs are reused for at most this long, so every URL
+        # handed out stays valid for at least half the signing TTL.
+        self._signed_render_seconds = min(_SIGNED_RENDER_SECONDS, signed_url_ttl_seconds / 2)
         self._cache: TLRUCache[str, _CachedTask] | None = (
             TLRUCache(maxsize=20_000, ttu=self._time_to_use) if cache_seconds > 0 else None
         )
@@ -161,7 +177,12 @@ class TaskService:
 
     async def _check_webhook_url(self, url: str | None) -> None:
         if url is not None:
-            await validate_url(url, self._fetch_policy, param="webhook_url")
+            await validate_url(
+                url,
+                self._fetch_policy,
+                param="webhook_url",
+                remedy="Use a publicly reachable https endpoint of your backend.",
+            )
 
     async def _create(
         self,
@@ -216,8 +237,24 @@ class TaskService:
         if entry.json is None or entry.json_base != base or now >= entry.json_until:
             entry.json = self.to_object(entry.task, absolute).model_dump_json().encode()
             entry.json_base = base
-            entry.json_until = now + (_SIGNED_RENDER_SECONDS if entry.task.result else math.inf)
+            entry.json_until = now + (
+                self._signed_render_seconds if entry.task.result else math.inf
+            )
         return entry.json
+
+    async def wait_until_finished(self, task: Task, timeout: float) -> Task:
+        """The task once it is finished, or as it is after ``timeout`` seconds."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:
+            async with self._read_sessionmaker() as session:
+                current = await task_repository.get(session, task.id)
+            task = current or task
+            remaining = deadline - loop.time()
+            if TaskStatus(task.status).is_terminal() or remaining <= 0:
+                return task
+            # Woken at once by a change in this process; re-read regularly for the others.
+            await self._signals.wait_for_change(task.id, min(0.5, remaining))
 
     async def _entry(self, account_id: str, task_id: str) -> _CachedTask:
         entry = self._cache.get(task_id) if self._cache is not None else None
