@@ -29,6 +29,7 @@ POSTGRES_ADMIN_DSN = os.environ.get(
     "FRAMEGATE_TEST_POSTGRES_DSN", "postgresql://postgres@127.0.0.1:5432/postgres"
 )
 BACKENDS = ["sqlite", "postgresql"]
+TEST_RECEIVER_HOST = "127.0.0.3"
 
 TEST_ROUTES: dict[str, Any] = {
     "routes": [
@@ -92,6 +93,16 @@ def settings(
         reaper_interval_seconds=0.5,
         worker_poll_seconds=0.2,
         image_sync_timeout_seconds=30,
+        # Test receivers (webhooks, image servers) listen on this loopback address only;
+        # every other private address stays refused.
+        allow_private_networks=f"{TEST_RECEIVER_HOST}/32",
+        webhook_retry_schedule=[0, 0.2, 0.2, 0.2, 0.2],
+        webhook_poll_seconds=0.1,
+        webhook_progress_interval_seconds=0.2,
+        # Tests that exercise the limits put their account on a stricter plan.
+        default_max_concurrent_videos=100,
+        default_max_concurrent_images=100,
+        default_requests_per_minute=100_000,
     )
 
 

@@ -13,6 +13,7 @@ from framegate.engines.base import (
     GenerationRequest,
     GenerationResult,
     ProgressCallback,
+    TaskCancelledError,
 )
 from framegate.engines.preview import PreviewEngine
 
@@ -59,5 +60,9 @@ class GatedEngine:
     ) -> GenerationResult:
         self.started += 1
         progress(0.1)
-        await self.gate.wait()
+        while not self.gate.is_set():
+            # Like a real engine between steps: stop promptly once the task is cancelled.
+            if cancelled():
+                raise TaskCancelledError
+            await asyncio.sleep(0.02)
         return await self._preview.generate(request, workdir, progress, cancelled)

@@ -24,6 +24,16 @@ EXPECTED = {
     ("post", "/v1/admin/accounts"),
     ("get", "/v1/admin/accounts"),
     ("post", "/v1/admin/accounts/{account_id}/credits"),
+    ("patch", "/v1/admin/accounts/{account_id}"),
+    ("put", "/v1/admin/plans/{name}"),
+    ("get", "/v1/admin/plans"),
+    ("post", "/v1/tasks/{task_id}/cancel"),
+    ("get", "/v1/tasks/{task_id}/events"),
+    ("get", "/v1/usage"),
+    ("post", "/v1/uploads"),
+    ("post", "/v1/webhooks"),
+    ("get", "/v1/webhooks"),
+    ("get", "/v1/webhooks/{webhook_id}/deliveries"),
 }
 ENVELOPE = {"$ref": "#/components/schemas/ErrorResponse"}
 

@@ -10,6 +10,9 @@ from framegate.credits.endpoints import router as credits_router
 from framegate.keys.endpoints import router as keys_router
 from framegate.storage.endpoints import router as files_router
 from framegate.tasks.endpoints import router as tasks_router
+from framegate.uploads.endpoints import router as uploads_router
+from framegate.usage.endpoints import router as usage_router
+from framegate.webhooks.endpoints import router as webhooks_router
 
 meta_router = APIRouter(tags=["meta"])
 
@@ -29,5 +32,8 @@ ROUTERS: tuple[APIRouter, ...] = (
     keys_router,
     files_router,
     accounts_router,
+    webhooks_router,
+    uploads_router,
+    usage_router,
     meta_router,
 )

@@ -18,6 +18,7 @@ from framegate.api import ROUTERS
 from framegate.config import Settings
 from framegate.engines.registry import EngineRegistry
 from framegate.exceptions import BadRequest, ErrorResponse, FramegateError, InvalidValue
+from framegate.idempotency.middleware import IdempotencyMiddleware
 from framegate.kit.body_limit import BodySizeLimitMiddleware
 from framegate.kit.request_id import RequestIdMiddleware
 from framegate.runtime import Runtime
@@ -57,6 +58,8 @@ def create_app(
         description=DESCRIPTION,
         lifespan=lifespan,
     )
+    # Outermost last: request id → body size limit → idempotency → routes.
+    app.add_middleware(IdempotencyMiddleware)
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_request_bytes)
     app.add_middleware(RequestIdMiddleware)
     for router in ROUTERS:

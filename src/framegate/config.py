@@ -60,6 +60,39 @@ class Settings(BaseSettings):
     fetch_connect_timeout: float = Field(default=5.0, gt=0)
     fetch_read_timeout: float = Field(default=15.0, gt=0)
 
+    # Outputs are deleted this many days after the task completes; their URLs then answer 410.
+    retention_days: float = Field(default=7.0, gt=0)
+    retention_sweep_seconds: float = Field(default=300.0, gt=0)
+    # A task not finished this long after submission fails with `timeout` and is refunded
+    # (a route's `deadline_seconds` overrides it).
+    task_deadline_seconds: float = Field(default=7200.0, gt=0)
+
+    # Webhook deliveries: delay before each attempt (the first is the initial send).
+    webhook_retry_schedule: list[float] = Field(
+        default=[0, 5, 300, 1800, 7200, 18000, 36000, 36000], min_length=1
+    )
+    webhook_timeout_seconds: float = Field(default=15.0, gt=0, le=15)
+    # At most one task.progress event per task per this many seconds.
+    webhook_progress_interval_seconds: float = Field(default=5.0, gt=0)
+    webhook_poll_seconds: float = Field(default=1.0, gt=0)
+
+    # Uploads (POST /v1/uploads).
+    upload_image_max_bytes: int = Field(default=20 * 1024 * 1024, gt=0)
+    upload_video_max_bytes: int = Field(default=50 * 1024 * 1024, gt=0)
+
+    # Limits of accounts whose plan has no row in the plans table.
+    default_max_concurrent_videos: int = Field(default=5, ge=1)
+    default_max_concurrent_images: int = Field(default=10, ge=1)
+    default_requests_per_minute: int = Field(default=600, ge=1)
+    # Where per-key request counts live: in process by default; a shared storage such as
+    # redis://127.0.0.1:6379 when several API processes serve one installation.
+    rate_limit_storage_url: str = "memory://"
+    # Idempotency keys are kept at least this long.
+    idempotency_ttl_seconds: float = Field(default=86400.0, ge=86400.0)
+
+    # Seconds between heartbeat comments on idle event streams.
+    sse_ping_seconds: float = Field(default=15.0, gt=0)
+
     log_level: str = "info"
 
     @field_validator("allow_private_networks")

@@ -55,12 +55,19 @@ def require_scope(scope: str) -> Callable[..., object]:
         request: Request,
         _credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
     ) -> AuthContext:
-        runtime: Runtime = request.app.state.runtime
-        context = await runtime.keys.authenticate(request.headers.get("authorization"))
-        context.require(scope)
-        return context
+        return await authorize(request, scope)
 
     return dependency
+
+
+async def authorize(request: Request, scope: str) -> AuthContext:
+    """Authenticate the request's key, check its scope and count it against its rate."""
+    runtime: Runtime = request.app.state.runtime
+    context = await runtime.keys.authenticate(request.headers.get("authorization"))
+    context.require(scope)
+    limits = await runtime.limits.plan_for(context.account.plan)
+    await runtime.limits.check_rate(context, limits)
+    return context
 
 
 def absolute_url_builder(request: Request) -> Callable[[str], str]:

@@ -81,6 +81,12 @@ class Conflict(FramegateError):
     code = "conflict"
 
 
+class Gone(FramegateError):
+    status_code = 410
+    type = "not_found_error"
+    code = "gone"
+
+
 class PaymentRequired(FramegateError):
     status_code = 402
     type = "billing_error"
@@ -122,6 +128,7 @@ def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
         403: "The key lacks the scope this route needs",
         404: "Not found (or owned by another account)",
         409: "Conflict with the object's current state",
+        410: "Deleted at the end of its retention period",
         413: "Payload too large",
         422: "A field has an invalid value",
         502: "Generation failed (credits refunded)",

@@ -23,12 +23,17 @@ from framegate.dispatch.embedded import EmbeddedDispatcher
 from framegate.dispatch.worker import TaskRunner
 from framegate.engines.registry import EngineRegistry, default_engines
 from framegate.keys.service import APIKeyService
+from framegate.limits.service import LimitsService, PlanLimits
 from framegate.storage.base import Storage
 from framegate.storage.local import LocalStorage
 from framegate.storage.signing import URLSigner
+from framegate.tasks.jobs import RetentionSweeper
 from framegate.tasks.lifecycle import TaskLifecycle
 from framegate.tasks.service import TaskService
 from framegate.tasks.signals import TaskSignals
+from framegate.uploads.service import UploadService
+from framegate.webhooks.jobs import WebhookDeliveryJob
+from framegate.webhooks.service import WebhookService
 
 
 @dataclass
@@ -46,7 +51,12 @@ class Runtime:
     tasks: TaskService
     signals: TaskSignals
     lifecycle: TaskLifecycle
+    webhooks: WebhookService
+    uploads: UploadService
+    limits: LimitsService
     dispatcher: EmbeddedDispatcher | None = field(default=None)
+    webhook_job: WebhookDeliveryJob | None = field(default=None)
+    sweeper: RetentionSweeper | None = field(default=None)
 
     @classmethod
     async def create(
@@ -76,19 +86,51 @@ class Runtime:
             read_sessionmaker=read_sessionmaker,
             lease_seconds=settings.task_lease_seconds,
             max_attempts=settings.task_max_attempts,
+            retention_days=settings.retention_days,
+        )
+        limits = LimitsService(
+            storage_url=settings.rate_limit_storage_url,
+            defaults=PlanLimits(
+                name="default",
+                max_concurrent_videos=settings.default_max_concurrent_videos,
+                max_concurrent_images=settings.default_max_concurrent_images,
+                requests_per_minute=settings.default_requests_per_minute,
+            ),
+            plan_cache_seconds=settings.read_cache_seconds,
+            read_sessionmaker=read_sessionmaker,
+        )
+        uploads = UploadService(
+            storage=storage,
+            sessionmaker=sessionmaker,
+            read_sessionmaker=read_sessionmaker,
+            image_max_bytes=settings.upload_image_max_bytes,
+            video_max_bytes=settings.upload_video_max_bytes,
+            max_image_pixels=settings.input_image_max_pixels,
+            retention_days=settings.retention_days,
+            scratch_dir=settings.data_dir / "tmp" / "uploads",
         )
         tasks = TaskService(
+            uploads=uploads,
+            limits=limits,
             catalog=catalog,
             storage=storage,
             signer=signer,
             fetch_policy=settings.fetch_policy,
             max_image_pixels=settings.input_image_max_pixels,
+            default_deadline_seconds=settings.task_deadline_seconds,
             read_sessionmaker=read_sessionmaker,
             signals=signals,
             cache_seconds=settings.read_cache_seconds,
             signed_url_ttl_seconds=settings.signed_url_ttl_seconds,
         )
         signals.on_change(tasks.forget)
+        webhooks = WebhookService(
+            sessionmaker=sessionmaker,
+            read_sessionmaker=read_sessionmaker,
+            fetch_policy=settings.fetch_policy,
+            progress_interval_seconds=settings.webhook_progress_interval_seconds,
+        )
+        lifecycle.add_sink(webhooks)
         return cls(
             settings=settings,
             db_engine=db_engine,
@@ -103,10 +145,16 @@ class Runtime:
             tasks=tasks,
             signals=signals,
             lifecycle=lifecycle,
+            webhooks=webhooks,
+            uploads=uploads,
+            limits=limits,
         )
 
     async def start_workers(self) -> None:
-        if self.settings.worker_concurrency == 0 or self.dispatcher is not None:
+        """The serving process's background jobs: the generation workers (none when
+        FRAMEGATE_WORKER_CONCURRENCY is 0), the lease and deadline reaper, webhook
+        deliveries and retention sweeps."""
+        if self.dispatcher is not None:
             return
         runner = TaskRunner(
             catalog=self.catalog,
@@ -125,8 +173,32 @@ class Runtime:
             reaper_interval_seconds=self.settings.reaper_interval_seconds,
         )
         await self.dispatcher.start()
+        settings = self.settings
+        self.webhook_job = WebhookDeliveryJob(
+            sessionmaker=self.sessionmaker,
+            read_sessionmaker=self.read_sessionmaker,
+            fetch_policy=settings.fetch_policy,
+            retry_schedule=settings.webhook_retry_schedule,
+            timeout_seconds=settings.webhook_timeout_seconds,
+            poll_seconds=settings.webhook_poll_seconds,
+        )
+        await self.webhook_job.start()
+        self.sweeper = RetentionSweeper(
+            sessionmaker=self.sessionmaker,
+            read_sessionmaker=self.read_sessionmaker,
+            storage=self.storage,
+            signals=self.signals,
+            interval_seconds=settings.retention_sweep_seconds,
+        )
+        await self.sweeper.start()
 
     async def close(self) -> None:
+        if self.sweeper is not None:
+            await self.sweeper.stop()
+            self.sweeper = None
+        if self.webhook_job is not None:
+            await self.webhook_job.stop()
+            self.webhook_job = None
         if self.dispatcher is not None:
             await self.dispatcher.stop()
             self.dispatcher = None

@@ -41,3 +41,29 @@ def test_admin_and_keys_commands(backend: str, tmp_path: Path) -> None:
         )
         assert bad.returncode == 1
         assert "acct_missing" in bad.stderr
+
+
+def test_plan_commands(backend: str, tmp_path: Path) -> None:
+    with throwaway_database(backend) as database_url:
+        env = environment(tmp_path / "data", database_url)
+        account = cli_json(env, "admin", "create-account", "--name", "p", "--credits", "1")
+        plan = cli_json(
+            env,
+            "admin",
+            "set-plan",
+            "pro",
+            "--max-concurrent-videos",
+            "20",
+            "--max-concurrent-images",
+            "40",
+            "--requests-per-minute",
+            "1200",
+        )
+        assert plan == {
+            "name": "pro",
+            "max_concurrent_videos": 20,
+            "max_concurrent_images": 40,
+            "requests_per_minute": 1200,
+        }
+        moved = cli_json(env, "admin", "assign-plan", account["account_id"], "pro")
+        assert moved == {"account_id": account["account_id"], "plan": "pro"}

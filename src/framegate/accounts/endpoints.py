@@ -10,8 +10,12 @@ from framegate.accounts.schemas import (
     AccountCreate,
     AccountList,
     AccountObject,
+    AccountUpdate,
     CreatedAccountObject,
     CreditGrant,
+    PlanBody,
+    PlanList,
+    PlanObject,
 )
 from framegate.credits.service import credit_service
 from framegate.dependencies import ReadSessionDep, RuntimeDep, SessionDep, require_scope
@@ -19,6 +23,7 @@ from framegate.exceptions import error_responses
 from framegate.keys.scopes import Scope
 from framegate.keys.service import AuthContext
 from framegate.kit.time import to_unix
+from framegate.limits.service import PlanLimits
 from framegate.models import Account
 
 router = APIRouter(prefix="/v1/admin", tags=["admin"])
@@ -85,3 +90,67 @@ async def grant_credits(
     await session.commit()
     await session.refresh(account)
     return _view(account)
+
+
+@router.patch(
+    "/accounts/{account_id}",
+    response_model=AccountObject,
+    responses=error_responses(401, 403, 404, 422),
+    summary="Update an account",
+)
+async def update_account(
+    account_id: AccountId, body: AccountUpdate, runtime: RuntimeDep, session: SessionDep, _: Admin
+) -> AccountObject:
+    """Rename, move to another plan, or disable (its keys then answer 401) an account."""
+    account = await runtime.accounts.get(session, account_id)
+    if body.name is not None:
+        account.name = body.name
+    if body.plan is not None:
+        account.plan = body.plan
+    if body.is_active is not None:
+        account.is_active = body.is_active
+    await session.commit()
+    # Verified keys carry their account: let the change apply to the next request.
+    runtime.keys.forget_cached_keys()
+    return _view(account)
+
+
+def _plan_view(limits: PlanLimits) -> PlanObject:
+    return PlanObject(
+        name=limits.name,
+        max_concurrent_videos=limits.max_concurrent_videos,
+        max_concurrent_images=limits.max_concurrent_images,
+        requests_per_minute=limits.requests_per_minute,
+    )
+
+
+@router.put(
+    "/plans/{name}",
+    response_model=PlanObject,
+    responses=error_responses(401, 403, 422),
+    summary="Create or replace a plan",
+)
+async def put_plan(
+    name: Annotated[str, Path(min_length=1, max_length=40, pattern=r"^[A-Za-z0-9_.-]+$")],
+    body: PlanBody,
+    runtime: RuntimeDep,
+    session: SessionDep,
+    _: Admin,
+) -> PlanObject:
+    """Limits for every account on this plan: concurrent tasks and requests per minute."""
+    limits = PlanLimits(name=name, **body.model_dump())
+    await runtime.limits.save_plan(session, limits)
+    await session.commit()
+    runtime.limits.forget_plans()
+    return _plan_view(limits)
+
+
+@router.get(
+    "/plans", response_model=PlanList, responses=error_responses(401, 403), summary="List plans"
+)
+async def list_plans(runtime: RuntimeDep, session: ReadSessionDep, _: Admin) -> PlanList:
+    """Every plan, and the defaults for accounts whose plan has no row."""
+    plans = await runtime.limits.list_plans(session)
+    return PlanList(
+        data=[_plan_view(p) for p in plans], default=_plan_view(runtime.limits.defaults)
+    )

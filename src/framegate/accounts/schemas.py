@@ -39,3 +39,30 @@ class CreatedAccountObject(AccountObject):
 class AccountList(BaseModel):
     object: Literal["list"] = "list"
     data: list[AccountObject]
+
+
+class AccountUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str | None = Field(default=None, min_length=1, max_length=200)
+    plan: str | None = Field(default=None, min_length=1, max_length=40)
+    is_active: bool | None = None
+
+
+class PlanBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    max_concurrent_videos: int = Field(ge=1, le=10_000)
+    max_concurrent_images: int = Field(ge=1, le=10_000)
+    requests_per_minute: int = Field(ge=1, le=1_000_000)
+
+
+class PlanObject(PlanBody):
+    name: str
+    object: Literal["plan"] = "plan"
+
+
+class PlanList(BaseModel):
+    object: Literal["list"] = "list"
+    data: list[PlanObject]
+    default: PlanObject = Field(description="What accounts whose plan has no row get.")

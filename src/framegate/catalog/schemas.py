@@ -74,6 +74,9 @@ class ModelRoute(BaseModel):
     pricing: Pricing
     speed: Speed = Field(default_factory=Speed)
     fallbacks: list[str] = Field(default_factory=list)
+    # Seconds from submission before an unfinished task fails with `timeout`
+    # (default: FRAMEGATE_TASK_DEADLINE_SECONDS).
+    deadline_seconds: float | None = Field(default=None, gt=0)
     enabled: bool = True
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Any, TypeVar
@@ -19,6 +20,7 @@ from framegate.db import upgrade_database
 from framegate.exceptions import FramegateError
 from framegate.keys.scopes import ALL_SCOPES
 from framegate.kit.time import to_unix
+from framegate.limits.service import PlanLimits
 from framegate.runtime import Runtime
 
 app = typer.Typer(
@@ -184,6 +186,51 @@ def list_accounts(as_json: Annotated[bool, typer.Option("--json")] = False) -> N
     for row in rows:
         table.add_row(row["account_id"], row["name"], str(row["credits"]))
     console.print(table)
+
+
+@admin_app.command("set-plan")
+def set_plan(
+    name: Annotated[str, typer.Argument(help="Plan name.")],
+    max_concurrent_videos: Annotated[int, typer.Option(help="Unfinished video tasks.")],
+    max_concurrent_images: Annotated[int, typer.Option(help="Unfinished image tasks.")],
+    requests_per_minute: Annotated[int, typer.Option(help="Requests per minute per key.")],
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Create or replace a plan (limits for every account on it)."""
+
+    async def work(runtime: Runtime) -> dict[str, Any]:
+        limits = PlanLimits(
+            name=name,
+            max_concurrent_videos=max_concurrent_videos,
+            max_concurrent_images=max_concurrent_images,
+            requests_per_minute=requests_per_minute,
+        )
+        async with runtime.sessionmaker() as session:
+            await runtime.limits.save_plan(session, limits)
+            await session.commit()
+        return dataclasses.asdict(limits)
+
+    result = _run(work)
+    _emit(result, as_json, [f"plan {name}: {result}"])
+
+
+@admin_app.command("assign-plan")
+def assign_plan(
+    account_id: Annotated[str, typer.Argument(help="Account id (acct_…).")],
+    plan: Annotated[str, typer.Argument(help="Plan name.")],
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Move an account to a plan (takes effect within a second on running servers)."""
+
+    async def work(runtime: Runtime) -> dict[str, Any]:
+        async with runtime.sessionmaker() as session:
+            account = await runtime.accounts.get(session, account_id)
+            account.plan = plan
+            await session.commit()
+        return {"account_id": account_id, "plan": plan}
+
+    result = _run(work)
+    _emit(result, as_json, [f"{account_id} is on plan {plan}"])
 
 
 @keys_app.command("create")

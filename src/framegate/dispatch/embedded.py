@@ -77,6 +77,7 @@ class EmbeddedDispatcher:
         while True:
             try:
                 await self._lifecycle.reap_expired()
+                await self._lifecycle.expire_overdue()
             except Exception:
                 log.exception("reaper pass failed")
             await asyncio.sleep(self._reaper_interval)

@@ -17,3 +17,5 @@ class Account(TimestampMixin, Base):
     plan: Mapped[str] = mapped_column(String(40), nullable=False, default="default")
     credit_balance: Mapped[int] = mapped_column(BigInteger, nullable=False, default=0)
     is_active: Mapped[bool] = mapped_column(nullable=False, default=True)
+    # Signs deliveries to tasks' own webhook_url (endpoints have their own secrets).
+    webhook_secret: Mapped[str | None] = mapped_column(String(100), nullable=True)

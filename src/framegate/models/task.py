@@ -35,6 +35,8 @@ class Task(TimestampMixin, Base):
         # Ids begin with their creation time: lists page and sort by id.
         Index("ix_tasks_account_id_id", "account_id", "id"),
         Index("ix_tasks_status_id", "status", "id"),
+        Index("ix_tasks_expires_at", "purged_at", "expires_at"),
+        Index("ix_tasks_status_deadline", "status", "deadline_at"),
     )
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
@@ -63,6 +65,11 @@ class Task(TimestampMixin, Base):
     worker_id: Mapped[str | None] = mapped_column(String(80), nullable=True)
     lease_expires_at: Mapped[datetime | None] = mapped_column(nullable=True)
     engine_task_id: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    # Past this, a task still queued or processing is failed with `timeout` and refunded.
+    deadline_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    # When the outputs are deleted by the retention sweeper; purged_at records it was done.
+    expires_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    purged_at: Mapped[datetime | None] = mapped_column(nullable=True)
     started_at: Mapped[datetime | None] = mapped_column(nullable=True)
     completed_at: Mapped[datetime | None] = mapped_column(nullable=True)
     updated_at: Mapped[datetime | None] = mapped_column(nullable=True)

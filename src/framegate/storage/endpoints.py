@@ -8,11 +8,18 @@ from fastapi import APIRouter, Path, Query
 from fastapi.responses import FileResponse
 
 from framegate.dependencies import RuntimeDep
-from framegate.exceptions import Forbidden, NotFound, error_responses
+from framegate.exceptions import Forbidden, Gone, NotFound, error_responses
 
 router = APIRouter(tags=["files"])
 
-_CONTENT_TYPES = {"mp4": "video/mp4", "jpg": "image/jpeg", "png": "image/png", "webp": "image/webp"}
+_CONTENT_TYPES = {
+    "mp4": "video/mp4",
+    "mov": "video/quicktime",
+    "webm": "video/webm",
+    "jpg": "image/jpeg",
+    "png": "image/png",
+    "webp": "image/webp",
+}
 
 
 @router.get(
@@ -20,7 +27,7 @@ _CONTENT_TYPES = {"mp4": "video/mp4", "jpg": "image/jpeg", "png": "image/png", "
     response_class=FileResponse,
     responses={
         200: {"content": {"video/mp4": {}, "image/jpeg": {}, "image/png": {}}},
-        **error_responses(403, 404),
+        **error_responses(403, 404, 410),
     },
     summary="Download an output",
 )
@@ -38,8 +45,16 @@ async def get_file(
         )
     if problem:
         raise Forbidden("Invalid signature for this URL.", code="invalid_signature")
-    path = runtime.storage.local_path(key)
+    try:
+        path = runtime.storage.local_path(key)
+    except ValueError:
+        path = None
     if path is None or not path.is_file():
+        if await runtime.tasks.outputs_expired(key):
+            raise Gone(
+                "This output was deleted at the end of its retention period.",
+                code="output_expired",
+            )
         raise NotFound("This file no longer exists.", code="file_not_found")
     media_type = _CONTENT_TYPES.get(key.rsplit(".", 1)[-1], "application/octet-stream")
     return FileResponse(

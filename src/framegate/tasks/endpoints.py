@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi import APIRouter, Depends, Header, Path, Query, Request
 from fastapi.responses import JSONResponse, Response
+from sse_starlette import EventSourceResponse
 
 from framegate.dependencies import (
     API_KEY_SCHEME,
@@ -14,13 +16,14 @@ from framegate.dependencies import (
     RuntimeDep,
     SessionDep,
     absolute_url_builder,
+    authorize,
     require_scope,
 )
-from framegate.exceptions import BadRequest, error_responses
+from framegate.exceptions import BadRequest, Conflict, NotFound, error_responses
 from framegate.keys.scopes import Scope
 from framegate.keys.service import AuthContext
 from framegate.kit.time import to_unix
-from framegate.models import TaskStatus
+from framegate.models import Task, TaskStatus
 from framegate.runtime import Runtime
 from framegate.tasks.schemas import (
     ImageData,
@@ -135,8 +138,7 @@ async def get_task(task_id: TaskId, request: Request) -> Response:
     # dependency injection, reads through the task cache and answers JSON rendered once
     # per change of the task.
     runtime: Runtime = request.app.state.runtime
-    auth = await runtime.keys.authenticate(request.headers.get("authorization"))
-    auth.require(Scope.tasks_read)
+    auth = await authorize(request, Scope.tasks_read)
     body = await runtime.tasks.render(auth.account.id, task_id, absolute_url_builder(request))
     return Response(body, media_type="application/json")
 
@@ -175,3 +177,81 @@ async def list_tasks(
         has_more=has_more,
         next_cursor=tasks[-1].id if has_more and tasks else None,
     )
+
+
+@router.post(
+    "/v1/tasks/{task_id}/cancel",
+    response_model=TaskObject,
+    responses=error_responses(401, 403, 404, 409),
+    summary="Cancel a task",
+)
+async def cancel_task(
+    task_id: TaskId,
+    runtime: RuntimeDep,
+    auth: TaskReader,
+    absolute: AbsoluteURL,
+) -> TaskObject:
+    """Cancel a queued task at once, or a processing one at its engine's next step; the
+    held credits are released either way. A finished task answers 409."""
+    task = await runtime.tasks.get(auth.account.id, task_id)
+    auth.require(Scope.videos_write if task.type == "video.generation" else Scope.images_write)
+    cancelled = await runtime.lifecycle.cancel(auth.account.id, task_id)
+    if cancelled is None:
+        raise NotFound(f"No task {task_id!r}.", param="task_id", code="task_not_found")
+    if cancelled.status != TaskStatus.cancelled:
+        raise Conflict(
+            f"Task {task_id} is already {cancelled.status}; only queued or processing tasks "
+            "can be cancelled.",
+            code="task_not_cancellable",
+        )
+    return runtime.tasks.to_object(cancelled, absolute)
+
+
+_RANKS = {"queued": 0, "processing": 1}
+
+
+def _event_id(task: Task) -> str:
+    """Names a task state; a client resuming with it gets nothing until the state moves."""
+    return f"{task.attempts}.{_RANKS.get(task.status, 2)}.{task.progress}"
+
+
+@router.get(
+    "/v1/tasks/{task_id}/events",
+    response_class=EventSourceResponse,
+    responses={
+        200: {"content": {"text/event-stream": {}}, "description": "A stream of task events"},
+        **error_responses(401, 403, 404),
+    },
+    summary="Stream a task's progress (Server-Sent Events)",
+)
+async def task_events(
+    task_id: TaskId,
+    request: Request,
+    runtime: RuntimeDep,
+    auth: TaskReader,
+    last_event_id: Annotated[str | None, Header(alias="Last-Event-ID")] = None,
+) -> EventSourceResponse:
+    """`status` events when the status changes and `progress` events as it advances, each
+    carrying the task object, until exactly one terminal `status` event (completed, failed
+    or cancelled) ends the stream. Comment heartbeats keep idle connections open;
+    reconnecting with `Last-Event-ID` resumes without repeating the last event."""
+    await runtime.tasks.get(auth.account.id, task_id)
+    absolute = absolute_url_builder(request)
+
+    async def stream() -> AsyncIterator[dict[str, str]]:
+        last_id, last_status = last_event_id, ""
+        while True:
+            task = await runtime.tasks.get(auth.account.id, task_id)
+            event_id = _event_id(task)
+            terminal = TaskStatus(task.status).is_terminal()
+            if event_id != last_id:
+                body = await runtime.tasks.render(auth.account.id, task_id, absolute)
+                kind = "progress" if task.status == last_status else "status"
+                yield {"event": kind, "id": event_id, "data": body.decode()}
+                last_id, last_status = event_id, task.status
+            if terminal:
+                return
+            # Woken at once by changes in this process; re-read each second for others.
+            await runtime.signals.wait_for_change(task_id, 1.0)
+
+    return EventSourceResponse(stream(), ping=runtime.settings.sse_ping_seconds)

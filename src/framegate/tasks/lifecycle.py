@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 from datetime import timedelta
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -23,6 +23,19 @@ from framegate.tasks.signals import TaskSignals
 log = logging.getLogger(__name__)
 
 
+class TaskEventSink(Protocol):
+    """Told of task events inside the transaction that makes them (the outbox pattern):
+    what it writes commits, or rolls back, together with the state change."""
+
+    async def task_finished(self, session: AsyncSession, task: Task) -> None:
+        """The task just became completed, failed or cancelled (see ``task.status``)."""
+        ...
+
+    async def task_progressed(self, session: AsyncSession, task: Task, progress: int) -> None:
+        """A running task's progress was recorded."""
+        ...
+
+
 class TaskLifecycle:
     def __init__(
         self,
@@ -32,12 +45,18 @@ class TaskLifecycle:
         read_sessionmaker: async_sessionmaker[AsyncSession],
         lease_seconds: float,
         max_attempts: int,
+        retention_days: float,
     ) -> None:
         self._sessionmaker = sessionmaker
         self._read_sessionmaker = read_sessionmaker
         self._signals = signals
         self.lease_seconds = lease_seconds
         self.max_attempts = max_attempts
+        self._retention = timedelta(days=retention_days)
+        self._sinks: list[TaskEventSink] = []
+
+    def add_sink(self, sink: TaskEventSink) -> None:
+        self._sinks.append(sink)
 
     def _lease_end(self) -> Any:
         return utcnow() + timedelta(seconds=self.lease_seconds)
@@ -88,6 +107,9 @@ class TaskLifecycle:
                     "updated_at": utcnow(),
                 },
             )
+            if still_ours:
+                for sink in self._sinks:
+                    await sink.task_progressed(session, task, progress)
         if still_ours:
             self._signals.task_changed(task.id)
         return still_ours
@@ -111,6 +133,7 @@ class TaskLifecycle:
                     "updated_at": now,
                     "lease_expires_at": None,
                     "processing_ms": _elapsed_ms(task, now),
+                    "expires_at": now + self._retention,
                 },
             )
             if done:
@@ -126,7 +149,8 @@ class TaskLifecycle:
         message: str,
         *,
         worker_id: str | None = None,
-        from_status: TaskStatus = TaskStatus.processing,
+        from_status: TaskStatus | tuple[TaskStatus, ...] = TaskStatus.processing,
+        any_attempt: bool = False,
     ) -> bool:
         """→ failed, with the whole hold released (the failure costs nothing)."""
         now = utcnow()
@@ -135,7 +159,7 @@ class TaskLifecycle:
                 session,
                 task.id,
                 status=from_status,
-                attempts=task.attempts,
+                attempts=None if any_attempt else task.attempts,
                 worker_id=worker_id,
                 values={
                     "status": TaskStatus.failed,
@@ -185,6 +209,52 @@ class TaskLifecycle:
             self._signals.task_queued()
         return done
 
+    async def cancel(self, account_id: str, task_id: str) -> Task | None:
+        """queued or processing → cancelled, hold released; the task as it now is (None when
+        it is not this account's). A processing task's worker sees it at its next lease
+        renewal and stops its engine at the next step."""
+        async with transaction(self._sessionmaker) as session:
+            task = await task_repository.get(session, task_id)
+            if task is None or task.account_id != account_id:
+                return None
+            if TaskStatus(task.status).is_terminal():
+                return task
+            now = utcnow()
+            done = await task_repository.compare_and_set(
+                session,
+                task.id,
+                status=(TaskStatus.queued, TaskStatus.processing),
+                values={
+                    "status": TaskStatus.cancelled,
+                    "completed_at": now,
+                    "updated_at": now,
+                    "lease_expires_at": None,
+                    "processing_ms": _elapsed_ms(task, now),
+                },
+            )
+            if done:
+                await self._settle(session, task.id, release="refund: cancelled")
+            task = await task_repository.get(session, task_id)
+        if done:
+            self._signals.task_changed(task_id)
+        return task
+
+    async def expire_overdue(self) -> int:
+        """Tasks still queued or processing past their deadline: failed with `timeout`."""
+        async with self._read_sessionmaker() as session:
+            overdue = await task_repository.overdue(session, utcnow())
+        handled = 0
+        for task in overdue:
+            if await self.fail(
+                task,
+                "timeout",
+                "The task did not finish before its deadline; the credits were refunded.",
+                from_status=(TaskStatus.queued, TaskStatus.processing),
+                any_attempt=True,
+            ):
+                handled += 1
+        return handled
+
     async def reap_expired(self) -> int:
         """Tasks whose worker stopped renewing: retried while attempts remain, else failed."""
         async with self._read_sessionmaker() as session:
@@ -220,6 +290,8 @@ class TaskLifecycle:
             await credit_service.capture(session, task, capture)
         if release is not None:
             await credit_service.release(session, task, release)
+        for sink in self._sinks:
+            await sink.task_finished(session, task)
 
 
 def _elapsed_ms(task: Task, now: Any) -> int | None:

@@ -82,6 +82,21 @@ class TaskRepository:
         )
         return bool(result.rowcount)  # type: ignore[attr-defined]
 
+    async def overdue(self, session: AsyncSession, now: datetime) -> list[Task]:
+        statement = select(Task).where(
+            Task.status.in_([TaskStatus.queued, TaskStatus.processing]), Task.deadline_at < now
+        )
+        return list((await session.execute(statement)).scalars())
+
+    async def expired_outputs(self, session: AsyncSession, now: datetime, limit: int) -> list[Task]:
+        statement = (
+            select(Task)
+            .where(Task.purged_at.is_(None), Task.expires_at < now)
+            .order_by(Task.expires_at)
+            .limit(limit)
+        )
+        return list((await session.execute(statement)).scalars())
+
     async def expired_leases(self, session: AsyncSession, now: datetime) -> list[Task]:
         statement = select(Task).where(
             Task.status == TaskStatus.processing, Task.lease_expires_at < now

@@ -103,6 +103,9 @@ class TaskObject(BaseModel):
     created_at: int = Field(description="Unix seconds.")
     started_at: int | None = None
     completed_at: int | None = None
+    expires_at: int | None = Field(
+        default=None, description="When the outputs are deleted (their URLs then answer 410)."
+    )
     estimated_seconds: int
     processing_ms: int | None = None
     credits_reserved: int

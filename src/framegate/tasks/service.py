@@ -8,6 +8,7 @@ import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 from cachetools import TLRUCache
@@ -18,9 +19,10 @@ from framegate.credits.service import credit_service
 from framegate.exceptions import FramegateError, InvalidValue, NotFound
 from framegate.keys.service import AuthContext
 from framegate.kit.ids import new_id
-from framegate.kit.images import load_image
+from framegate.kit.images import decode_image, load_image
 from framegate.kit.safe_fetch import FetchPolicy, validate_url
-from framegate.kit.time import to_unix
+from framegate.kit.time import to_unix, utcnow
+from framegate.limits.service import LimitsService
 from framegate.models import Task, TaskStatus, TaskType
 from framegate.storage.base import Storage, input_key
 from framegate.storage.signing import URLSigner
@@ -35,8 +37,10 @@ from framegate.tasks.schemas import (
     VideoGenerationRequest,
 )
 from framegate.tasks.signals import TaskSignals
+from framegate.uploads.service import UploadService
 
 INPUT_IMAGE_NAME = "input"
+UPLOAD_ID_PREFIX = "upl_"
 _FINISHED_TASK_CACHE_SECONDS = 300.0
 # A rendered task with signed URLs is reused this long; its URLs stay valid for the
 # signing TTL minus this.
@@ -69,17 +73,23 @@ class TaskService:
     def __init__(
         self,
         *,
+        uploads: UploadService,
+        limits: LimitsService,
         catalog: Catalog,
         storage: Storage,
         signer: URLSigner,
         fetch_policy: FetchPolicy,
         max_image_pixels: int,
+        default_deadline_seconds: float,
         read_sessionmaker: async_sessionmaker[AsyncSession],
         signals: TaskSignals,
         cache_seconds: float,
         signed_url_ttl_seconds: int,
     ) -> None:
         self._signals = signals
+        self._uploads = uploads
+        self._limits = limits
+        self._default_deadline_seconds = default_deadline_seconds
         self.catalog = catalog
         self._storage = storage
         self._signer = signer
@@ -90,6 +100,7 @@ class TaskService:
         # process evicts its entry (see forget); changes made by other processes show
         # within cache_seconds. Finished tasks no longer change and stay longer.
         self._cache_seconds = cache_seconds
+        self._loading: dict[str, asyncio.Future[_CachedTask | None]] = {}
         # Rendered tasks with signed URLs are reused for at most this long, so every URL
         # handed out stays valid for at least half the signing TTL.
         self._signed_render_seconds = min(_SIGNED_RENDER_SECONDS, signed_url_ttl_seconds / 2)
@@ -102,17 +113,43 @@ class TaskService:
         return now + (_FINISHED_TASK_CACHE_SECONDS if finished else self._cache_seconds)
 
     def forget(self, task_id: str) -> None:
+        # A load already in flight may have read the old state: later readers start anew.
+        self._loading.pop(task_id, None)
         if self._cache is not None:
             self._cache.pop(task_id, None)
+
+    async def _load_once(self, task_id: str) -> _CachedTask | None:
+        """Concurrent readers of one uncached task (many event streams woken by the same
+        change) share one database read, and then its rendered JSON."""
+        pending = self._loading.get(task_id)
+        if pending is None:
+            pending = asyncio.ensure_future(self._load(task_id))
+            self._loading[task_id] = pending
+        entry = await asyncio.shield(pending)
+        if self._loading.get(task_id) is pending:
+            # Still the current load (no change was signalled while it read): keep it.
+            del self._loading[task_id]
+            if entry is not None and self._cache is not None:
+                self._cache[task_id] = entry
+        return entry
+
+    async def _load(self, task_id: str) -> _CachedTask | None:
+        async with self._read_sessionmaker() as session:
+            task = await task_repository.get(session, task_id)
+        return None if task is None else _CachedTask(task)
 
     def plan_video(self, body: VideoGenerationRequest) -> OutputPlan:
         route = self.catalog.require(body.model, kind="video")
         return self.catalog.plan_video(route, body)
 
-    async def prepare_input_image(self, value: str | None) -> PreparedInput | None:
-        """Fetch and decode the input image before any credits are held."""
+    async def prepare_input_image(self, account_id: str, value: str | None) -> PreparedInput | None:
+        """Fetch (or read the upload) and decode the input image before credits are held."""
         if value is None:
             return None
+        if value.startswith(UPLOAD_ID_PREFIX):
+            data = await self._uploads.image_bytes(account_id, value, param="input_image")
+            await asyncio.to_thread(decode_image, data, max_pixels=self._max_image_pixels)
+            return PreparedInput(data=data, description=value)
         data, _image = await load_image(
             value, policy=self._fetch_policy, max_pixels=self._max_image_pixels
         )
@@ -125,7 +162,7 @@ class TaskService:
     ) -> Task:
         plan = self.plan_video(body)
         await self._check_webhook_url(body.webhook_url)
-        prepared = await self.prepare_input_image(body.input_image)
+        prepared = await self.prepare_input_image(auth.account.id, body.input_image)
         params: dict[str, Any] = {
             "prompt": body.prompt,
             "negative_prompt": body.negative_prompt,
@@ -197,6 +234,7 @@ class TaskService:
         metadata: dict[str, str],
     ) -> Task:
         _check_metadata(metadata)
+        limits = await self._limits.plan_for(auth.account.plan)
         task = Task(
             id=new_id("task"),
             account_id=auth.account.id,
@@ -210,6 +248,8 @@ class TaskService:
             webhook_url=webhook_url,
             estimated_seconds=plan.estimated_seconds,
             attempts=0,
+            deadline_at=utcnow()
+            + timedelta(seconds=plan.route.deadline_seconds or self._default_deadline_seconds),
         )
         if prepared is not None:
             key = input_key(task.id, INPUT_IMAGE_NAME)
@@ -217,6 +257,7 @@ class TaskService:
             params["input_image"] = prepared.description
             params["input_image_key"] = key
         try:
+            await self._limits.check_submission(session, auth, task_type, plan.credits, limits)
             await task_repository.add(session, task)
             await credit_service.hold(session, task, plan.credits)
         except BaseException:
@@ -242,6 +283,15 @@ class TaskService:
             )
         return entry.json
 
+    async def outputs_expired(self, key: str) -> bool:
+        """Whether ``key`` was an output of a task whose outputs retention deleted."""
+        parts = key.split("/")
+        if len(parts) < 3 or parts[0] != "outputs":
+            return False
+        async with self._read_sessionmaker() as session:
+            task = await task_repository.get(session, parts[1])
+        return task is not None and task.purged_at is not None
+
     async def wait_until_finished(self, task: Task, timeout: float) -> Task:
         """The task once it is finished, or as it is after ``timeout`` seconds."""
         loop = asyncio.get_running_loop()
@@ -259,12 +309,7 @@ class TaskService:
     async def _entry(self, account_id: str, task_id: str) -> _CachedTask:
         entry = self._cache.get(task_id) if self._cache is not None else None
         if entry is None:
-            async with self._read_sessionmaker() as session:
-                task = await task_repository.get(session, task_id)
-            if task is not None:
-                entry = _CachedTask(task)
-                if self._cache is not None:
-                    self._cache[task_id] = entry
+            entry = await self._load_once(task_id)
         if entry is None or entry.task.account_id != account_id:
             # Another tenant's task is indistinguishable from a missing one.
             raise NotFound(f"No task {task_id!r}.", param="task_id", code="task_not_found")
@@ -295,7 +340,7 @@ class TaskService:
     def to_object(self, task: Task, absolute: Callable[[str], str]) -> TaskObject:
         """The API view of a task; output URLs are signed now, for this response."""
         result = None
-        if task.result:
+        if task.result and task.purged_at is None:
             result = TaskResult(
                 data=[self._output(item, absolute) for item in task.result.get("outputs", [])]
             )
@@ -312,6 +357,7 @@ class TaskService:
             created_at=to_unix(task.created_at) or 0,
             started_at=to_unix(task.started_at),
             completed_at=to_unix(task.completed_at),
+            expires_at=to_unix(task.expires_at),
             estimated_seconds=task.estimated_seconds,
             processing_ms=task.processing_ms,
             credits_reserved=task.credits_reserved,

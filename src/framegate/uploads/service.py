@@ -1,0 +1,182 @@
+"""Uploaded images and videos: stored, typed by decoding, usable as input_image."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from datetime import timedelta
+from pathlib import Path
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from framegate.exceptions import InvalidValue, NotFound
+from framegate.kit.ids import new_id
+from framegate.kit.time import as_utc, utcnow
+from framegate.models import Upload
+from framegate.storage.base import Storage
+from framegate.uploads.media import Media, MediaLimits, identify
+from framegate.uploads.receive import (
+    FILE_FIELD,
+    FRAMING_ALLOWANCE,
+    PURPOSE_FIELD,
+    ReceivedUpload,
+    file_too_large,
+    receive_upload,
+)
+from framegate.uploads.repository import upload_repository
+from framegate.uploads.schemas import UploadKind, UploadPurpose
+
+_ID_PREFIX = "upl"
+
+
+def upload_key(upload_id: str, extension: str) -> str:
+    return f"uploads/{upload_id}/original.{extension}"
+
+
+def is_expired(upload: Upload) -> bool:
+    return upload.expires_at is not None and as_utc(upload.expires_at) <= utcnow()
+
+
+class UploadService:
+    def __init__(
+        self,
+        *,
+        storage: Storage,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        read_sessionmaker: async_sessionmaker[AsyncSession],
+        image_max_bytes: int,
+        video_max_bytes: int,
+        max_image_pixels: int,
+        retention_days: float,
+        scratch_dir: Path,
+    ) -> None:
+        self._storage = storage
+        self._sessionmaker = sessionmaker
+        self._read_sessionmaker = read_sessionmaker
+        self._limits = MediaLimits(
+            image_max_bytes=image_max_bytes,
+            video_max_bytes=video_max_bytes,
+            max_pixels=max_image_pixels,
+        )
+        self._retention_days = retention_days
+        # Partial uploads land here, beside the storage root, before they are typed.
+        self._scratch_dir = scratch_dir
+
+    @property
+    def stream_limit(self) -> int:
+        """The kind is only known once the file is decoded, so bytes stream in up to the
+        larger cap; the cap of the decoded kind is applied afterwards."""
+        return max(self._limits.image_max_bytes, self._limits.video_max_bytes)
+
+    def check_declared_length(self, content_length: str | None) -> None:
+        """Refuse a body whose declared length is already past the limit, before reading it."""
+        declared = (content_length or "").strip()
+        if declared.isdigit() and int(declared) > self.stream_limit + FRAMING_ALLOWANCE:
+            raise file_too_large(self.stream_limit)
+
+    async def create(
+        self,
+        session: AsyncSession,
+        account_id: str,
+        chunks: AsyncIterator[bytes],
+        *,
+        content_type: str | None,
+        content_length: str | None,
+    ) -> Upload:
+        """Receive, decode and store one upload; the caller commits."""
+        self.check_declared_length(content_length)
+        received = await receive_upload(
+            chunks,
+            content_type=content_type,
+            scratch_dir=self._scratch_dir,
+            max_file_bytes=self.stream_limit,
+        )
+        upload_id = new_id(_ID_PREFIX)
+        try:
+            purpose = _purpose(received)
+            media = await asyncio.to_thread(
+                identify, received.path, received.size, limits=self._limits, param=FILE_FIELD
+            )
+            _check_purpose(purpose, media)
+            key = upload_key(upload_id, media.extension)
+            size = await self._storage.put_file(key, received.path, media.content_type)
+        finally:
+            await asyncio.to_thread(received.path.unlink, missing_ok=True)
+        now = utcnow()
+        upload = Upload(
+            id=upload_id,
+            account_id=account_id,
+            key=key,
+            kind=media.kind.value,
+            content_type=media.content_type,
+            bytes=size,
+            width=media.width,
+            height=media.height,
+            filename=received.filename,
+            created_at=now,
+            expires_at=now + timedelta(days=self._retention_days),
+        )
+        return await upload_repository.add(session, upload)
+
+    async def get(self, session: AsyncSession, account_id: str, upload_id: str) -> Upload:
+        upload = await upload_repository.get(session, account_id, upload_id)
+        if upload is None or upload.deleted_at is not None:
+            raise NotFound(f"No upload {upload_id!r} in this account.", param="upload_id")
+        return upload
+
+    async def image_bytes(self, account_id: str, upload_id: str, *, param: str) -> bytes:
+        """The stored bytes of this account's image upload, or a 4xx naming ``param``."""
+        async with self._read_sessionmaker() as session:
+            upload = await upload_repository.get(session, account_id, upload_id)
+        if upload is None:
+            raise InvalidValue(
+                f"{param}: no upload {upload_id!r} in this account. Upload the image with "
+                "POST /v1/uploads and pass the id it returns.",
+                param=param,
+                code="upload_not_found",
+            )
+        if upload.deleted_at is not None:
+            raise InvalidValue(
+                f"{param}: upload {upload_id!r} has been deleted. Upload the image again.",
+                param=param,
+                code="upload_deleted",
+            )
+        if upload.kind != UploadKind.image:
+            raise InvalidValue(
+                f"{param}: upload {upload_id!r} is a {upload.kind}; {param} needs an image "
+                "upload (PNG, JPEG or WebP).",
+                param=param,
+                code="upload_not_image",
+            )
+        # The file may already be swept by retention even if the row says otherwise.
+        if is_expired(upload) or not await self._storage.exists(upload.key):
+            raise InvalidValue(
+                f"{param}: upload {upload_id!r} has expired. Upload the image again.",
+                param=param,
+                code="upload_expired",
+            )
+        return await self._storage.get_bytes(upload.key)
+
+
+def _purpose(received: ReceivedUpload) -> UploadPurpose | None:
+    value = received.fields.get(PURPOSE_FIELD)
+    if value is None:
+        return None
+    try:
+        return UploadPurpose(value)
+    except ValueError:
+        allowed = ", ".join(p.value for p in UploadPurpose)
+        raise InvalidValue(f"purpose must be one of: {allowed}.", param=PURPOSE_FIELD) from None
+
+
+def _check_purpose(purpose: UploadPurpose | None, media: Media) -> None:
+    wanted = {
+        UploadPurpose.input_image: UploadKind.image,
+        UploadPurpose.input_video: UploadKind.video,
+    }
+    if purpose is not None and wanted[purpose] != media.kind:
+        raise InvalidValue(
+            f"file is a {media.kind.value} but purpose is {purpose.value}.",
+            param=FILE_FIELD,
+            code="wrong_media_kind",
+        )

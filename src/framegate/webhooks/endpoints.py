@@ -1,0 +1,229 @@
+"""Webhook endpoints of the calling account, their deliveries, and the task-webhook secret.
+
+Every route here needs the ``keys:manage`` scope: a webhook secret is a credential, and
+whoever can read or replace it can forge or silence the account's events.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Path, Query
+
+from framegate.dependencies import ReadSessionDep, RuntimeDep, SessionDep, require_scope
+from framegate.exceptions import error_responses
+from framegate.keys.scopes import Scope
+from framegate.keys.service import AuthContext
+from framegate.kit.time import to_unix
+from framegate.models import WebhookDelivery, WebhookEndpoint
+from framegate.webhooks.schemas import (
+    TaskWebhookSecret,
+    WebhookDeliveryList,
+    WebhookDeliveryObject,
+    WebhookEndpointCreate,
+    WebhookEndpointDeleted,
+    WebhookEndpointList,
+    WebhookEndpointObject,
+    WebhookEndpointUpdate,
+    WebhookEndpointWithSecret,
+)
+
+router = APIRouter(tags=["webhooks"])
+
+WebhookManager = Annotated[AuthContext, Depends(require_scope(Scope.keys_manage))]
+WebhookId = Annotated[str, Path(max_length=40, description="The endpoint id, e.g. we_…")]
+
+
+def _view(endpoint: WebhookEndpoint) -> WebhookEndpointObject:
+    return WebhookEndpointObject(
+        id=endpoint.id,
+        url=endpoint.url,
+        description=endpoint.description,
+        events=list(endpoint.events),
+        enabled=endpoint.enabled,
+        disabled_reason=endpoint.disabled_reason,
+        created_at=to_unix(endpoint.created_at) or 0,
+        updated_at=to_unix(endpoint.updated_at),
+    )
+
+
+def _with_secret(endpoint: WebhookEndpoint) -> WebhookEndpointWithSecret:
+    return WebhookEndpointWithSecret(**_view(endpoint).model_dump(), secret=endpoint.secret)
+
+
+def _delivery_view(delivery: WebhookDelivery) -> WebhookDeliveryObject:
+    return WebhookDeliveryObject(
+        id=delivery.id,
+        endpoint_id=delivery.endpoint_id,
+        task_id=delivery.task_id,
+        event_type=delivery.event_type,
+        status=delivery.status,
+        attempts=delivery.attempts,
+        last_status_code=delivery.last_status_code,
+        last_error=delivery.last_error,
+        next_attempt_at=to_unix(delivery.next_attempt_at),
+        delivered_at=to_unix(delivery.delivered_at),
+        created_at=to_unix(delivery.created_at) or 0,
+        updated_at=to_unix(delivery.updated_at),
+    )
+
+
+# The task-secret routes come before /v1/webhooks/{webhook_id} so that path cannot
+# swallow them.
+
+
+@router.get(
+    "/v1/webhooks/task-secret",
+    response_model=TaskWebhookSecret,
+    responses=error_responses(401, 403),
+    summary="Get the task-webhook secret",
+)
+async def get_task_secret(
+    runtime: RuntimeDep, session: SessionDep, auth: WebhookManager
+) -> TaskWebhookSecret:
+    """The secret that signs deliveries to a task's own webhook_url (created on first use)."""
+    secret = await runtime.webhooks.task_secret(session, auth.account.id)
+    await session.commit()
+    return TaskWebhookSecret(secret=secret)
+
+
+@router.post(
+    "/v1/webhooks/task-secret/rotate",
+    response_model=TaskWebhookSecret,
+    responses=error_responses(401, 403),
+    summary="Rotate the task-webhook secret",
+)
+async def rotate_task_secret(
+    runtime: RuntimeDep, session: SessionDep, auth: WebhookManager
+) -> TaskWebhookSecret:
+    """Replace the task-webhook secret; every later delivery attempt is signed with the new one."""
+    secret = await runtime.webhooks.rotate_task_secret(session, auth.account.id)
+    await session.commit()
+    return TaskWebhookSecret(secret=secret)
+
+
+@router.post(
+    "/v1/webhooks",
+    status_code=201,
+    response_model=WebhookEndpointWithSecret,
+    responses=error_responses(401, 403, 422),
+    summary="Register a webhook endpoint",
+)
+async def create_endpoint(
+    body: WebhookEndpointCreate, runtime: RuntimeDep, session: SessionDep, auth: WebhookManager
+) -> WebhookEndpointWithSecret:
+    """Deliver task events to a URL, signed with Standard Webhooks; the secret is shown once."""
+    endpoint = await runtime.webhooks.create_endpoint(
+        session, auth.account.id, url=body.url, description=body.description, events=body.events
+    )
+    await session.commit()
+    return _with_secret(endpoint)
+
+
+@router.get(
+    "/v1/webhooks",
+    response_model=WebhookEndpointList,
+    responses=error_responses(401, 403),
+    summary="List webhook endpoints",
+)
+async def list_endpoints(
+    runtime: RuntimeDep, session: ReadSessionDep, auth: WebhookManager
+) -> WebhookEndpointList:
+    """The account's webhook endpoints (never their secrets)."""
+    endpoints = await runtime.webhooks.list_endpoints(session, auth.account.id)
+    return WebhookEndpointList(data=[_view(e) for e in endpoints])
+
+
+@router.get(
+    "/v1/webhooks/{webhook_id}",
+    response_model=WebhookEndpointObject,
+    responses=error_responses(401, 403, 404),
+    summary="Retrieve a webhook endpoint",
+)
+async def get_endpoint(
+    webhook_id: WebhookId, runtime: RuntimeDep, session: ReadSessionDep, auth: WebhookManager
+) -> WebhookEndpointObject:
+    """One endpoint, with whether it is enabled and why not (never its secret)."""
+    return _view(await runtime.webhooks.get_endpoint(session, auth.account.id, webhook_id))
+
+
+@router.patch(
+    "/v1/webhooks/{webhook_id}",
+    response_model=WebhookEndpointObject,
+    responses=error_responses(401, 403, 404, 422),
+    summary="Update a webhook endpoint",
+)
+async def update_endpoint(
+    webhook_id: WebhookId,
+    body: WebhookEndpointUpdate,
+    runtime: RuntimeDep,
+    session: SessionDep,
+    auth: WebhookManager,
+) -> WebhookEndpointObject:
+    """Change the URL, description, events or enabled flag; fields left out stay as they are."""
+    endpoint = await runtime.webhooks.update_endpoint(
+        session,
+        auth.account.id,
+        webhook_id,
+        url=body.url,
+        description=body.description,
+        events=body.events,
+        enabled=body.enabled,
+    )
+    await session.commit()
+    return _view(endpoint)
+
+
+@router.delete(
+    "/v1/webhooks/{webhook_id}",
+    response_model=WebhookEndpointDeleted,
+    responses=error_responses(401, 403, 404),
+    summary="Delete a webhook endpoint",
+)
+async def delete_endpoint(
+    webhook_id: WebhookId, runtime: RuntimeDep, session: SessionDep, auth: WebhookManager
+) -> WebhookEndpointDeleted:
+    """Delete the endpoint and its delivery history; pending deliveries are not sent."""
+    await runtime.webhooks.delete_endpoint(session, auth.account.id, webhook_id)
+    await session.commit()
+    return WebhookEndpointDeleted(id=webhook_id)
+
+
+@router.post(
+    "/v1/webhooks/{webhook_id}/rotate-secret",
+    response_model=WebhookEndpointWithSecret,
+    responses=error_responses(401, 403, 404),
+    summary="Rotate a webhook endpoint's secret",
+)
+async def rotate_endpoint_secret(
+    webhook_id: WebhookId, runtime: RuntimeDep, session: SessionDep, auth: WebhookManager
+) -> WebhookEndpointWithSecret:
+    """A new signing secret, in force at once and shown only in this response."""
+    endpoint = await runtime.webhooks.rotate_endpoint_secret(session, auth.account.id, webhook_id)
+    await session.commit()
+    return _with_secret(endpoint)
+
+
+@router.get(
+    "/v1/webhooks/{webhook_id}/deliveries",
+    response_model=WebhookDeliveryList,
+    responses=error_responses(401, 403, 404, 422),
+    summary="List an endpoint's deliveries",
+)
+async def list_deliveries(
+    webhook_id: WebhookId,
+    runtime: RuntimeDep,
+    session: ReadSessionDep,
+    auth: WebhookManager,
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+    after: Annotated[str | None, Query(description="next_cursor of the previous page")] = None,
+) -> WebhookDeliveryList:
+    """Events sent (or being retried) to this endpoint, newest first, with cursor pagination."""
+    deliveries, has_more = await runtime.webhooks.list_deliveries(
+        session, auth.account.id, webhook_id, limit=limit, after=after
+    )
+    return WebhookDeliveryList(
+        data=[_delivery_view(d) for d in deliveries],
+        has_more=has_more,
+        next_cursor=deliveries[-1].id if has_more and deliveries else None,
+    )
