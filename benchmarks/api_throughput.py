@@ -535,6 +535,9 @@ def benchmark(args: argparse.Namespace) -> None:
             "FRAMEGATE_DATA_DIR": str(workdir / "data"),
             "FRAMEGATE_DATABASE_URL": database_url,
             "FRAMEGATE_WORKER_CONCURRENCY": "0",
+            # Limits stay on (their cost is part of every request) but never refuse here.
+            "FRAMEGATE_DEFAULT_REQUESTS_PER_MINUTE": "100000000",
+            "FRAMEGATE_DEFAULT_MAX_CONCURRENT_VIDEOS": "100000000",
             "FRAMEGATE_LOG_LEVEL": LOG_LEVEL,
             "FRAMEGATE_ENV": "development",
         }

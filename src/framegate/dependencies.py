@@ -73,8 +73,18 @@ async def authorize(request: Request, scope: str) -> AuthContext:
 def absolute_url_builder(request: Request) -> Callable[[str], str]:
     """Turns a path into a URL on this server (or on FRAMEGATE_PUBLIC_URL when set)."""
     runtime: Runtime = request.app.state.runtime
-    base = (runtime.settings.public_url or str(request.base_url)).rstrip("/")
+    base = runtime.settings.public_url.rstrip("/") or _request_base(request)
     return lambda path: f"{base}{path}"
+
+
+def _request_base(request: Request) -> str:
+    # What str(request.base_url) gives, without building URL objects on every poll.
+    scope = request.scope
+    host = request.headers.get("host")
+    if not host:
+        server = scope.get("server") or ("localhost", 80)
+        host = f"{server[0]}:{server[1]}"
+    return f"{scope.get('scheme', 'http')}://{host}{scope.get('root_path', '')}".rstrip("/")
 
 
 AbsoluteURL = Annotated[Callable[[str], str], Depends(absolute_url_builder)]

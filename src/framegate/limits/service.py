@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import functools
 import math
 import time
 from dataclasses import dataclass
 
 from limits import RateLimitItemPerMinute
-from limits.aio.strategies import MovingWindowRateLimiter
+from limits.aio.strategies import SlidingWindowCounterRateLimiter
 from limits.storage import storage_from_string
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -46,17 +47,17 @@ class LimitsService:
         read_sessionmaker: async_sessionmaker[AsyncSession],
     ) -> None:
         self._read_sessionmaker = read_sessionmaker
-        # A moving window over the last minute: no burst at window edges. The storage is
+        # A sliding window counter: no burst at window edges, O(1) memory per key. The storage is
         # in process by default; a shared one (redis://…) serves several API processes.
         async_url = storage_url if storage_url.startswith("async+") else f"async+{storage_url}"
-        self._limiter = MovingWindowRateLimiter(storage_from_string(async_url))
+        self._limiter = SlidingWindowCounterRateLimiter(storage_from_string(async_url))
         self._defaults = defaults
         self._plan_cache: dict[str, tuple[float, PlanLimits]] = {}
         self._plan_cache_seconds = plan_cache_seconds
 
     async def check_rate(self, auth: AuthContext, limits: PlanLimits) -> None:
         """Count one request against the key's per-minute budget; 429 when it is spent."""
-        item = RateLimitItemPerMinute(limits.requests_per_minute)
+        item = _per_minute(limits.requests_per_minute)
         if await self._limiter.hit(item, "key", auth.key.id):
             return
         stats = await self._limiter.get_window_stats(item, "key", auth.key.id)
@@ -148,6 +149,11 @@ class LimitsService:
     @property
     def defaults(self) -> PlanLimits:
         return self._defaults
+
+
+@functools.lru_cache(maxsize=256)
+def _per_minute(requests: int) -> RateLimitItemPerMinute:
+    return RateLimitItemPerMinute(requests)
 
 
 def _from_row(row: Plan) -> PlanLimits:

@@ -37,6 +37,9 @@ class Task(TimestampMixin, Base):
         Index("ix_tasks_status_id", "status", "id"),
         Index("ix_tasks_expires_at", "purged_at", "expires_at"),
         Index("ix_tasks_status_deadline", "status", "deadline_at"),
+        # Unfinished tasks per account (concurrency limit) and per key (spend cap).
+        Index("ix_tasks_account_status", "account_id", "status"),
+        Index("ix_tasks_api_key_status", "api_key_id", "status"),
     )
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
