@@ -1,0 +1,71 @@
+"""Python client for the framegate video generation API."""
+
+from ._async_client import AsyncFramegate
+from ._client import Framegate
+from ._exceptions import (
+    APIConnectionError,
+    APIError,
+    APITimeoutError,
+    AuthenticationError,
+    BadRequestError,
+    ConflictError,
+    FramegateError,
+    GoneError,
+    InsufficientCreditsError,
+    InternalServerError,
+    NotFoundError,
+    PermissionDeniedError,
+    RateLimitError,
+    UnprocessableEntityError,
+    WaitTimeoutError,
+    WebhookVerificationError,
+)
+from ._models import (
+    APIKey,
+    APIKeyList,
+    CreditBalance,
+    Estimate,
+    ImagesResponse,
+    LedgerEntry,
+    LedgerPage,
+    Model,
+    ModelList,
+    Task,
+    TaskList,
+    Upload,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "APIConnectionError",
+    "APIError",
+    "APIKey",
+    "APIKeyList",
+    "APITimeoutError",
+    "AsyncFramegate",
+    "AuthenticationError",
+    "BadRequestError",
+    "ConflictError",
+    "CreditBalance",
+    "Estimate",
+    "Framegate",
+    "FramegateError",
+    "GoneError",
+    "ImagesResponse",
+    "InsufficientCreditsError",
+    "InternalServerError",
+    "LedgerEntry",
+    "LedgerPage",
+    "Model",
+    "ModelList",
+    "NotFoundError",
+    "PermissionDeniedError",
+    "RateLimitError",
+    "Task",
+    "TaskList",
+    "UnprocessableEntityError",
+    "Upload",
+    "WaitTimeoutError",
+    "WebhookVerificationError",
+]
