@@ -2,18 +2,12 @@
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
 
 from tests.processes import Server, cli_json, environment, free_port
-
-SDK_SRC = Path(__file__).resolve().parents[2] / "sdk" / "python" / "src"
-if str(SDK_SRC) not in sys.path:
-    sys.path.insert(0, str(SDK_SRC))
 
 
 @dataclass

@@ -1,4 +1,4 @@
-"""The ``framegate`` command: serve the platform and administer it."""
+"""The ``framegate`` command: serve the platform, administer it, and (through the SDK) use it."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from collections.abc import Awaitable, Callable
 from typing import Annotated, Any, TypeVar
 
 import typer
+from framegate_client.cli import register_client_commands
 from rich.console import Console
 from rich.table import Table
 
@@ -32,6 +33,7 @@ admin_app = typer.Typer(help="Operator commands: accounts and credits.", no_args
 keys_app = typer.Typer(help="API keys of an account.", no_args_is_help=True)
 app.add_typer(admin_app, name="admin")
 app.add_typer(keys_app, name="keys")
+register_client_commands(app)  # generate, tasks, models, credits, estimate (the SDK's)
 
 console = Console()
 err_console = Console(stderr=True)
