@@ -12,6 +12,8 @@ from typing import Any
 
 import httpx
 import pytest
+from framegate_client import Framegate
+from framegate_client import WebhookVerificationError as SDKVerificationError
 from standardwebhooks import Webhook
 from standardwebhooks.webhooks import WebhookVerificationError
 
@@ -294,3 +296,16 @@ async def test_two_jobs_never_send_the_same_attempt(
     # Delivered is final: another pass sends none of them again.
     await first.run_once()
     assert len(receiver.requests) == len(ids)
+
+
+async def test_sdk_verifies_a_real_delivery_and_rejects_a_tampered_one(
+    client: httpx.AsyncClient, account: Tenant, receiver: Receiver
+) -> None:
+    endpoint = await create_endpoint(client, account, receiver.url)
+    task_id = await submit(client, account)
+    (request,) = await receiver.wait_for(1)
+    sdk = Framegate(api_key=account.api_key, base_url="http://127.0.0.1:9")
+    event = sdk.webhooks.verify(request.body, request.headers, endpoint["secret"])
+    assert event["type"] == "task.completed" and event["data"]["id"] == task_id
+    with pytest.raises(SDKVerificationError):
+        sdk.webhooks.verify(request.body + b" ", request.headers, endpoint["secret"])
