@@ -35,6 +35,15 @@ class Settings(BaseSettings):
     port: int = 8000
 
     catalog_file: Path | None = None
+    # Where `framegate models pull` puts hub weights (diffusers routes whose weights
+    # setting is a repo id load from here). Empty: data_dir/models.
+    models_dir: Path | None = None
+    # Warm diffusers pipelines per worker process, least recently used evicted first.
+    diffusers_max_pipelines: int = Field(default=2, ge=1, le=16)
+    # GPU memory (GiB) the warm pipelines of one device may take; empty: 90 % of it.
+    diffusers_memory_budget_gb: float | None = Field(default=None, gt=0)
+    # Diffusers jobs running at once on one device (per worker process).
+    diffusers_jobs_per_device: int = Field(default=1, ge=1, le=8)
     worker_concurrency: int = Field(default=2, ge=0, le=64)
     # A processing task whose lease is not renewed for this long is reclaimed by the reaper.
     task_lease_seconds: float = Field(default=30.0, gt=0)
@@ -117,6 +126,10 @@ class Settings(BaseSettings):
     @property
     def is_sqlite(self) -> bool:
         return self.resolved_database_url.startswith("sqlite")
+
+    @property
+    def resolved_models_dir(self) -> Path:
+        return self.models_dir if self.models_dir is not None else self.data_dir / "models"
 
     @property
     def storage_dir(self) -> Path:

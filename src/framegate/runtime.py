@@ -6,6 +6,7 @@ there is one place where engines, database, storage, catalog and services are wi
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
@@ -68,7 +69,7 @@ class Runtime:
         db_engine = create_engine(settings.resolved_database_url)
         sessionmaker = create_sessionmaker(db_engine)
         read_sessionmaker = create_read_sessionmaker(db_engine)
-        engines = engines or default_engines()
+        engines = engines or default_engines(settings)
         catalog = Catalog(load_routes(settings.catalog_file), engines)
         storage = LocalStorage(settings.storage_dir)
         secret = settings.effective_secret_key
@@ -202,4 +203,5 @@ class Runtime:
         if self.dispatcher is not None:
             await self.dispatcher.stop()
             self.dispatcher = None
+        await asyncio.to_thread(self.engines.close)
         await self.db_engine.dispose()

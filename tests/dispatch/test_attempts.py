@@ -27,7 +27,9 @@ async def idle_runtime(backend: str, settings: Settings, tmp_path: Path) -> Asyn
     """A runtime with no workers on a database of its own (the suite's workers would
     otherwise claim the task this test drives by hand)."""
     name = f"framegate_attempts_{secrets.token_hex(6)}"
-    database_url = ""
+    # Explicit: a copy of the suite's settings would keep its cached database URL, and the
+    # suite's workers would then claim the task this test drives by hand.
+    database_url = f"sqlite+aiosqlite:///{tmp_path / 'attempts.db'}"
     if backend == "postgresql":
         await _admin(f'CREATE DATABASE "{name}"')
         base = POSTGRES_ADMIN_DSN.rsplit("/", 1)[0].replace(

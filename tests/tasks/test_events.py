@@ -36,7 +36,7 @@ async def test_stream_shows_progress_and_one_terminal_event(
 ) -> None:
     created = await client.post(
         "/v1/async/videos/generations",
-        json={"model": "preview", "prompt": "x", "duration": 4, "size": "640x360", "fps": 24},
+        json={"model": "preview", "prompt": "x", "duration": 10, "size": "1280x720", "fps": 24},
         headers=account.headers,
     )
     task_id = created.json()["id"]

@@ -41,6 +41,9 @@ class Capabilities(BaseModel):
     min_fps: int = 8
     max_fps: int = 30
     default_fps: int = 24
+    # Frame counts the model can make: any (1), or k * frame_step + 1 (Wan 4, LTX 8).
+    frame_step: int = Field(default=1, ge=1)
+    max_frames: int | None = Field(default=None, ge=1)
     # Output sizes: an explicit list, or any size within the bounds below.
     sizes: list[str] | None = None
     min_side: int = 64
@@ -119,9 +122,13 @@ class EstimateRequest(BaseModel):
     resolution: ResolutionTier | None = None
     aspect_ratio: str | None = None
     fps: int | None = None
+    num_frames: int | None = Field(default=None, ge=1)
     n: int | None = Field(default=None, ge=1)
     input_image: str | None = Field(
         default=None, description="Only its presence matters here: image-to-video support."
+    )
+    last_image: str | None = Field(
+        default=None, description="Only its presence matters here: first+last-frame support."
     )
 
 

@@ -74,7 +74,11 @@ class VideoShape(Protocol):
     @property
     def fps(self) -> int | None: ...
     @property
+    def num_frames(self) -> int | None: ...
+    @property
     def input_image(self) -> str | None: ...
+    @property
+    def last_image(self) -> str | None: ...
 
 
 class CatalogError(Exception):
@@ -97,6 +101,11 @@ def load_routes(path: Path | None) -> list[ModelRoute]:
 
 class Catalog:
     def __init__(self, routes: list[ModelRoute], engines: EngineRegistry) -> None:
+        for route in routes:
+            try:
+                engines.check_route(route)
+            except ValueError as exc:
+                raise CatalogError(f"route {route.id!r}: {exc}") from exc
         self._routes = {route.id: route for route in routes}
         self._by_name: dict[str, ModelRoute] = {}
         for route in routes:
@@ -171,13 +180,20 @@ class Catalog:
                 param="input_image",
                 code="input_image_required",
             )
-        seconds = caps.default_duration if duration is None else duration
-        if not caps.min_duration <= seconds <= caps.max_duration:
-            raise InvalidValue(
-                f"duration must be between {caps.min_duration} and {caps.max_duration} "
-                f"seconds for {route.id!r}; got {seconds}.",
-                param="duration",
-            )
+        if request.last_image is not None:
+            if not caps.first_last_frame:
+                raise InvalidValue(
+                    f"Model {route.id!r} does not support a last frame; drop last_image or "
+                    "choose a model whose capabilities include first_last_frame.",
+                    param="last_image",
+                    code="unsupported_capability",
+                )
+            if not has_image:
+                raise InvalidValue(
+                    "last_image needs input_image as the first frame.",
+                    param="input_image",
+                    code="input_image_required",
+                )
         rate = caps.default_fps if fps is None else fps
         if not caps.min_fps <= rate <= caps.max_fps:
             raise InvalidValue(
@@ -185,11 +201,11 @@ class Catalog:
                 f"got {rate}.",
                 param="fps",
             )
+        seconds, frames = _clip_length(route, duration, request.num_frames, rate)
         width, height = self._resolve_size(
             route, request.size, request.resolution, request.aspect_ratio
         )
         tier = tier_for(width, height)
-        frames = seconds * rate
         units = seconds if route.pricing.unit == "second" else 1
         credits = price_for(route, tier) * units
         estimated = route.speed.base_seconds + (
@@ -257,6 +273,8 @@ class Catalog:
             width, height = _from_resolution(
                 resolution or "720p", aspect_ratio or "16:9", caps.size_multiple
             )
+            if caps.sizes is not None:
+                width, height = _closest_listed(route, width, height, resolution or "720p")
         else:
             width, height = _parse_size(caps.default_size)
         self._check_size(route, width, height, param)
@@ -288,6 +306,68 @@ class Catalog:
             )
 
 
+def _clip_length(
+    route: ModelRoute, duration: int | None, num_frames: int | None, rate: int
+) -> tuple[int, int]:
+    """Billable whole seconds and the exact frame count, from duration or num_frames."""
+    caps = route.capabilities
+    step = caps.frame_step
+    if num_frames is not None:
+        if duration is not None:
+            raise InvalidValue("Give either duration or num_frames, not both.", param="num_frames")
+        frames = num_frames
+        if step > 1 and (frames - 1) % step:
+            below = (frames - 1) // step * step + 1
+            raise InvalidValue(
+                f"num_frames must be {step}k+1 for {route.id!r} (e.g. {below} or "
+                f"{below + step}); got {frames}.",
+                param="num_frames",
+            )
+        # A k*step+1 clip spans (frames - 1) frame intervals.
+        span = (frames - 1) if step > 1 else frames
+        seconds = max(1, math.ceil(span / rate - 1e-9))
+        param = "num_frames"
+    else:
+        seconds = caps.default_duration if duration is None else duration
+        frames = seconds * rate
+        if step > 1:
+            # Round up to the next count the model can make (Wan: 5 s at 16 fps -> 81).
+            frames = math.ceil((frames - 1) / step) * step + 1
+        param = "duration"
+    if caps.max_frames is not None and frames > caps.max_frames:
+        raise InvalidValue(
+            f"{route.id!r} makes at most {caps.max_frames} frames per clip; this request "
+            f"needs {frames} ({seconds} s at {rate} fps). Shorten it or lower fps.",
+            param=param,
+        )
+    if not caps.min_duration <= seconds <= caps.max_duration:
+        got = f"{frames} frames at {rate} fps is {seconds} s" if num_frames else f"got {seconds}"
+        raise InvalidValue(
+            f"duration must be between {caps.min_duration} and {caps.max_duration} "
+            f"seconds for {route.id!r}; {got}.",
+            param=param,
+        )
+    return seconds, frames
+
+
+def _closest_listed(route: ModelRoute, width: int, height: int, tier: str) -> tuple[int, int]:
+    """The route's listed size of this tier whose aspect ratio is closest to the request's."""
+    wanted = width / height
+    options = []
+    for label in route.capabilities.sizes or []:
+        w, h = _parse_size(label)
+        if tier_for(w, h) == tier:
+            options.append((abs(math.log((w / h) / wanted)), w, h))
+    if not options:
+        raise InvalidValue(
+            f"{route.id!r} offers no {tier} size; choose one of: "
+            f"{', '.join(route.capabilities.sizes or [])}.",
+            param="resolution",
+        )
+    _, w, h = min(options)
+    return w, h
+
+
 def _parse_size(value: str) -> tuple[int, int]:
     match = _SIZE_RE.match(value)
     if match is None:
@@ -307,7 +387,8 @@ def _from_resolution(resolution: str, aspect_ratio: str, multiple: int) -> tuple
             f"aspect_ratio must look like '16:9'; got {aspect_ratio!r}.", param="aspect_ratio"
         )
     a, b = int(match[1]), int(match[2])
-    short = TIER_SHORT_SIDE[resolution]
+    # Within the tier: round the short side down to the size multiple (LTX 720p: 704).
+    short = TIER_SHORT_SIDE[resolution] // multiple * multiple
     long = round(short * max(a, b) / min(a, b) / multiple) * multiple
     return (long, short) if a >= b else (short, long)
 

@@ -15,6 +15,7 @@ from rich.table import Table
 
 from framegate import __version__
 from framegate.app import create_app
+from framegate.cli.models import models_app
 from framegate.config import Settings
 from framegate.credits.service import credit_service
 from framegate.db import upgrade_database
@@ -33,7 +34,8 @@ admin_app = typer.Typer(help="Operator commands: accounts and credits.", no_args
 keys_app = typer.Typer(help="API keys of an account.", no_args_is_help=True)
 app.add_typer(admin_app, name="admin")
 app.add_typer(keys_app, name="keys")
-register_client_commands(app)  # generate, tasks, models, credits, estimate (the SDK's)
+# generate, tasks, models, credits, estimate (the SDK's); `models` also pulls weights.
+register_client_commands(app, models_app=models_app)
 
 console = Console()
 err_console = Console(stderr=True)

@@ -155,10 +155,8 @@ class TaskRunner:
 
     async def _request(self, task: Task, settings: dict[str, Any]) -> GenerationRequest:
         params = task.params
-        image: Image.Image | None = None
-        if params.get("input_image_key"):
-            data = await self._storage.get_bytes(params["input_image_key"])
-            image = await asyncio.to_thread(decode_image, data, max_pixels=self._max_image_pixels)
+        image = await self._input_image(params.get("input_image_key"))
+        last_image = await self._input_image(params.get("last_image_key"))
         is_video = task.type == TaskType.video_generation
         return GenerationRequest(
             task_id=task.id,
@@ -172,10 +170,17 @@ class TaskRunner:
             fps=int(params.get("fps") or 0),
             num_frames=int(params.get("num_frames") or 0),
             input_image=image,
+            last_image=last_image,
             camera_fixed=bool(params.get("camera_fixed")),
             n=int(params.get("n") or 1),
             settings=settings,
         )
+
+    async def _input_image(self, key: str | None) -> Image.Image | None:
+        if not key:
+            return None
+        data = await self._storage.get_bytes(key)
+        return await asyncio.to_thread(decode_image, data, max_pixels=self._max_image_pixels)
 
     async def _store(self, task: Task, prefix: str, result: GenerationResult) -> dict[str, Any]:
         outputs = []

@@ -38,6 +38,8 @@ class GenerationRequest:
     negative_prompt: str | None = None
     # Decoded RGB input for image-to-video (or image edits); None for text-to-X.
     input_image: Image.Image | None = None
+    # Decoded RGB last frame for first+last-frame video (with input_image as the first).
+    last_image: Image.Image | None = None
     camera_fixed: bool = False
     # Number of images for image generation.
     n: int = 1

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from framegate.engines.base import Engine
 from framegate.engines.preview import PreviewEngine
+
+if TYPE_CHECKING:
+    from framegate.catalog.schemas import ModelRoute
+    from framegate.config import Settings
 
 
 class EngineRegistry:
@@ -23,6 +27,22 @@ class EngineRegistry:
     def names(self) -> list[str]:
         return sorted(self._engines)
 
+    def check_route(self, route: ModelRoute) -> None:
+        """Let the route's engine refuse settings it cannot run (raises ValueError)."""
+        check = getattr(self._engines.get(route.engine), "check_route", None)
+        if check is not None:
+            check(route)
 
-def default_engines() -> EngineRegistry:
-    return EngineRegistry([PreviewEngine()])
+    def close(self) -> None:
+        for engine in self._engines.values():
+            close = getattr(engine, "close", None)
+            if close is not None:
+                close()
+
+
+def default_engines(settings: Settings) -> EngineRegistry:
+    """The engines every installation has: the CPU preview and diffusers (whose routes
+    are available only where torch, diffusers and the weights are)."""
+    from framegate.engines.diffusers import create_engine
+
+    return EngineRegistry([PreviewEngine(), create_engine(settings)])

@@ -38,9 +38,20 @@ class VideoGenerationRequest(BaseModel):
     )
     aspect_ratio: str | None = Field(default=None, description="With resolution, e.g. '16:9'.")
     fps: int | None = None
+    num_frames: int | None = Field(
+        default=None,
+        ge=1,
+        description="Instead of duration: the exact frame count (some models need k*4+1 "
+        "or k*8+1; the model's capabilities say which).",
+    )
     input_image: str | None = Field(
         default=None,
-        description="Image-to-video source: an http(s) URL or a data URI (PNG, JPEG, WebP).",
+        description="Image-to-video source: an http(s) URL, a data URI (PNG, JPEG, WebP) "
+        "or an upload id.",
+    )
+    last_image: str | None = Field(
+        default=None,
+        description="With input_image, the clip's last frame (models with first_last_frame).",
     )
     negative_prompt: str | None = Field(default=None, max_length=4000)
     seed: int | None = Field(default=None, ge=0, le=MAX_SEED)

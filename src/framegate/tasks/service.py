@@ -39,7 +39,8 @@ from framegate.tasks.schemas import (
 from framegate.tasks.signals import TaskSignals
 from framegate.uploads.service import UploadService
 
-INPUT_IMAGE_NAME = "input"
+# Storage names of a task's input images, by request field.
+INPUT_IMAGE_NAMES = {"input_image": "input", "last_image": "last"}
 UPLOAD_ID_PREFIX = "upl_"
 _FINISHED_TASK_CACHE_SECONDS = 300.0
 # A rendered task with signed URLs is reused this long; its URLs stay valid for the
@@ -142,12 +143,14 @@ class TaskService:
         route = self.catalog.require(body.model, kind="video")
         return self.catalog.plan_video(route, body)
 
-    async def prepare_input_image(self, account_id: str, value: str | None) -> PreparedInput | None:
+    async def prepare_input_image(
+        self, account_id: str, value: str | None, *, param: str = "input_image"
+    ) -> PreparedInput | None:
         """Fetch (or read the upload) and decode the input image before credits are held."""
         if value is None:
             return None
         if value.startswith(UPLOAD_ID_PREFIX):
-            data = await self._uploads.image_bytes(account_id, value, param="input_image")
+            data = await self._uploads.image_bytes(account_id, value, param=param)
             await asyncio.to_thread(decode_image, data, max_pixels=self._max_image_pixels)
             return PreparedInput(data=data, description=value)
         data, _image = await load_image(
@@ -162,7 +165,12 @@ class TaskService:
     ) -> Task:
         plan = self.plan_video(body)
         await self._check_webhook_url(body.webhook_url)
-        prepared = await self.prepare_input_image(auth.account.id, body.input_image)
+        prepared = {}
+        for field in INPUT_IMAGE_NAMES:
+            value = getattr(body, field)
+            image = await self.prepare_input_image(auth.account.id, value, param=field)
+            if image is not None:
+                prepared[field] = image
         params: dict[str, Any] = {
             "prompt": body.prompt,
             "negative_prompt": body.negative_prompt,
@@ -207,7 +215,7 @@ class TaskService:
             plan=plan,
             task_type=TaskType.image_generation,
             params=params,
-            prepared=None,
+            prepared={},
             webhook_url=body.webhook_url,
             metadata=body.metadata,
         )
@@ -229,7 +237,7 @@ class TaskService:
         plan: OutputPlan,
         task_type: TaskType,
         params: dict[str, Any],
-        prepared: PreparedInput | None,
+        prepared: dict[str, PreparedInput],
         webhook_url: str | None,
         metadata: dict[str, str],
     ) -> Task:
@@ -251,17 +259,17 @@ class TaskService:
             deadline_at=utcnow()
             + timedelta(seconds=plan.route.deadline_seconds or self._default_deadline_seconds),
         )
-        if prepared is not None:
-            key = input_key(task.id, INPUT_IMAGE_NAME)
-            await self._storage.put_bytes(key, prepared.data, "application/octet-stream")
-            params["input_image"] = prepared.description
-            params["input_image_key"] = key
+        for field, image in prepared.items():
+            key = input_key(task.id, INPUT_IMAGE_NAMES[field])
+            await self._storage.put_bytes(key, image.data, "application/octet-stream")
+            params[field] = image.description
+            params[f"{field}_key"] = key
         try:
             await self._limits.check_submission(session, auth, task_type, plan.credits, limits)
             await task_repository.add(session, task)
             await credit_service.hold(session, task, plan.credits)
         except BaseException:
-            if prepared is not None:
+            if prepared:
                 await self._storage.delete_prefix(input_key(task.id, ""))
             raise
         return task

@@ -192,7 +192,7 @@ def models(api_key: ApiKey = None, base_url: BaseUrl = None) -> None:
         for model in client.models.list().data:
             state = "available" if model.available else "unavailable"
             aliases = f"  aliases: {', '.join(model.aliases)}" if model.aliases else ""
-            typer.echo(f"{model.id:<20} {model.kind:<6} {state}{aliases}")
+            typer.echo(f"{model.id:<24} {model.kind:<6} {state}{aliases}")
 
 
 def credits(api_key: ApiKey = None, base_url: BaseUrl = None) -> None:
@@ -273,10 +273,26 @@ def tasks_watch(
         _require_completed(final)
 
 
-def register_client_commands(app: typer.Typer) -> None:
-    """Add the client commands (generate, models, credits, estimate, tasks) to ``app``."""
+def register_client_commands(app: typer.Typer, *, models_app: typer.Typer | None = None) -> None:
+    """Add the client commands (generate, models, credits, estimate, tasks) to ``app``.
+
+    With ``models_app`` (a group with subcommands of its own), ``models`` without a
+    subcommand lists the catalog.
+    """
     app.command("generate")(generate)
-    app.command("models")(models)
+    if models_app is None:
+        app.command("models")(models)
+    else:
+
+        @models_app.callback(invoke_without_command=True)
+        def models_group(
+            ctx: typer.Context, api_key: ApiKey = None, base_url: BaseUrl = None
+        ) -> None:
+            """List the models of the catalog (through the API), or run a subcommand."""
+            if ctx.invoked_subcommand is None:
+                models(api_key, base_url)
+
+        app.add_typer(models_app, name="models")
     app.command("credits")(credits)
     app.command("estimate")(estimate)
     tasks_app = typer.Typer(help="Tasks of the account (API client).", no_args_is_help=True)

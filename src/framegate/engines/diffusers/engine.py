@@ -1,0 +1,415 @@
+"""The diffusers engine: open-weight video and image models on the operator's GPUs.
+
+Routes name a diffusers pipeline class and a weights directory (see settings.py and
+docs/models.md). Each worker process loads a route's pipeline on first use and keeps it
+warm (pipelines.py); inference runs on a thread per device so the event loop, and with
+it the API and the lease heartbeats, stays responsive. One job runs per device at a
+time unless FRAMEGATE_DIFFUSERS_JOBS_PER_DEVICE says otherwise.
+
+Progress comes from ``callback_on_step_end``: the denoising steps fill most of the bar,
+the VAE decode and the H.264 encode the last slice. The same callback checks for
+cancellation at every step. Frames are converted to uint8 on the device and encoded on
+the CPU through the encoder every engine uses (H100/H200 have no NVENC).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import importlib.util
+import logging
+import threading
+from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from PIL import Image, ImageOps
+from pydantic import ValidationError
+
+from framegate.engines.base import (
+    CancelCheck,
+    EngineError,
+    GenerationRequest,
+    GenerationResult,
+    OutputFile,
+    ProgressCallback,
+    TaskCancelledError,
+)
+from framegate.engines.diffusers.pipelines import (
+    LoadedPipeline,
+    PipelineCache,
+    release_device_memory,
+)
+from framegate.engines.diffusers.settings import DiffusersSettings, has_weights
+from framegate.engines.encode import encode_mp4, save_jpeg, save_png
+
+log = logging.getLogger(__name__)
+
+__all__ = ["DiffusersEngine"]
+
+# Share of the progress bar for the denoising steps; the VAE decode and the encode get
+# the rest.
+STEP_SHARE = 0.85
+_THUMBNAIL_SIDE = 512
+
+
+class DiffusersEngine:
+    name = "diffusers"
+
+    def __init__(
+        self,
+        *,
+        models_dir: Path,
+        max_pipelines: int = 2,
+        memory_budget_bytes: int | None = None,
+        jobs_per_device: int = 1,
+        cache: PipelineCache | None = None,
+    ) -> None:
+        self.models_dir = models_dir
+        self.cache = cache or PipelineCache(
+            max_pipelines=max_pipelines, budget_bytes=memory_budget_bytes
+        )
+        self._jobs_per_device = max(1, jobs_per_device)
+        self._slots: dict[str, asyncio.Semaphore] = {}
+        self._executors: dict[str, ThreadPoolExecutor] = {}
+        self._devices: dict[str, bool] = {}
+
+    # -- catalog -------------------------------------------------------------------------
+
+    @staticmethod
+    def parse(settings: Mapping[str, Any]) -> DiffusersSettings:
+        try:
+            return DiffusersSettings.model_validate(dict(settings))
+        except ValidationError as exc:
+            raise EngineError(
+                f"invalid diffusers settings: {exc}", code="invalid_settings"
+            ) from exc
+
+    def check_route(self, route: Any) -> None:
+        """Refuse, when the catalog loads, a route whose geometry the model cannot make.
+
+        Raises ValueError naming the setting to fix.
+        """
+        try:
+            settings = DiffusersSettings.model_validate(route.settings)
+        except ValidationError as exc:
+            raise ValueError(f"settings: {exc}") from exc
+        caps = route.capabilities
+        rule = settings.rule
+        if (route.kind == "image") != (settings.family == "image"):
+            raise ValueError(
+                f"family {settings.family!r} does not generate {route.kind}s; "
+                "use family 'image' for image routes and a video family for video routes"
+            )
+        sizes = caps.sizes or []
+        for size in sizes:
+            width, height = (int(side) for side in size.lower().split("x"))
+            if width % rule.size_multiple or height % rule.size_multiple:
+                raise ValueError(
+                    f"capabilities.sizes: {size} is not a multiple of {rule.size_multiple} "
+                    f"on both sides, which {settings.family} models need"
+                )
+        if not sizes and caps.size_multiple % rule.size_multiple:
+            raise ValueError(
+                f"capabilities.size_multiple must be a multiple of {rule.size_multiple} for "
+                f"{settings.family} models; got {caps.size_multiple}"
+            )
+        if route.kind == "video" and caps.frame_step % rule.frame_step:
+            raise ValueError(
+                f"capabilities.frame_step must be a multiple of {rule.frame_step} for "
+                f"{settings.family} models (frame counts {rule.frame_step}k+1); "
+                f"got {caps.frame_step}"
+            )
+
+    def is_available(self, settings: Mapping[str, Any]) -> bool:
+        try:
+            parsed = self.parse(settings)
+        except EngineError:
+            return False
+        if importlib.util.find_spec("diffusers") is None:
+            return False
+        if not has_weights(parsed.weights_dir(self.models_dir)):
+            return False
+        return self._device_usable(parsed.device)
+
+    def _device_usable(self, device: str) -> bool:
+        usable = self._devices.get(device)
+        if usable is None:
+            import torch
+
+            kind, _, index = device.partition(":")
+            if kind == "cuda":
+                usable = torch.cuda.is_available() and int(index or 0) < torch.cuda.device_count()
+            elif kind == "mps":
+                usable = torch.backends.mps.is_available()
+            else:
+                usable = True
+            self._devices[device] = usable
+        return usable
+
+    # -- generation ----------------------------------------------------------------------
+
+    async def generate(
+        self,
+        request: GenerationRequest,
+        workdir: Path,
+        progress: ProgressCallback,
+        cancelled: CancelCheck,
+    ) -> GenerationResult:
+        settings = self.parse(request.settings)
+        slot = self._slots.setdefault(settings.device, asyncio.Semaphore(self._jobs_per_device))
+        async with slot:
+            if cancelled():
+                raise TaskCancelledError
+            stop = threading.Event()
+
+            def should_stop() -> bool:
+                return stop.is_set() or cancelled()
+
+            loop = asyncio.get_running_loop()
+            future = loop.run_in_executor(
+                self._executor(settings.device),
+                self._run,
+                request,
+                settings,
+                workdir,
+                progress,
+                should_stop,
+            )
+            try:
+                return await asyncio.shield(future)
+            except asyncio.CancelledError:
+                # Shutting down: stop at the next step, and keep the device's slot until
+                # the thread has let go of the GPU.
+                stop.set()
+                with contextlib.suppress(BaseException):
+                    await future
+                raise
+
+    def _executor(self, device: str) -> ThreadPoolExecutor:
+        executor = self._executors.get(device)
+        if executor is None:
+            executor = ThreadPoolExecutor(
+                max_workers=self._jobs_per_device, thread_name_prefix=f"diffusers-{device}"
+            )
+            self._executors[device] = executor
+        return executor
+
+    def close(self) -> None:
+        for executor in self._executors.values():
+            executor.shutdown(wait=True, cancel_futures=True)
+        self._executors.clear()
+        self.cache.clear()
+
+    def _run(
+        self,
+        request: GenerationRequest,
+        settings: DiffusersSettings,
+        workdir: Path,
+        progress: ProgressCallback,
+        should_stop: CancelCheck,
+    ) -> GenerationResult:
+        import torch
+
+        out_of_memory = False
+        try:
+            variant = settings.image_pipeline if request.input_image is not None else None
+            loaded = self.cache.get(
+                settings, settings.weights_dir(self.models_dir), variant=variant
+            )
+            if should_stop():
+                raise TaskCancelledError
+            if request.kind == "video":
+                return self._video(loaded, settings, request, workdir, progress, should_stop)
+            return self._images(loaded, settings, request, workdir, progress, should_stop)
+        except (TaskCancelledError, EngineError):
+            raise
+        except torch.OutOfMemoryError:
+            # Handled below, once this frame no longer holds the traceback (and with it
+            # the tensors that filled the device).
+            out_of_memory = True
+        except Exception as exc:
+            log.exception("diffusers task %s failed", request.task_id)
+            raise EngineError(
+                f"The model failed to generate this request ({type(exc).__name__}); "
+                "the credits were refunded.",
+                code="engine_error",
+            ) from None
+        assert out_of_memory
+        release_device_memory()
+        log.warning("diffusers task %s: device out of memory", request.task_id)
+        raise EngineError(
+            "The GPU ran out of memory for this request; the credits were refunded. "
+            "Try a smaller size or fewer frames, or ask the operator to enable offload "
+            "or VAE tiling for this model.",
+            code="gpu_out_of_memory",
+        )
+
+    def _call_arguments(
+        self,
+        loaded: LoadedPipeline,
+        settings: DiffusersSettings,
+        request: GenerationRequest,
+        progress: ProgressCallback,
+        should_stop: CancelCheck,
+    ) -> dict[str, Any]:
+        import torch
+
+        # The request's route settings, not the loaded pipeline's: routes that share a
+        # warm pipeline can differ in steps, guidance and call arguments.
+        steps = settings.steps
+
+        def on_step_end(
+            pipe: Any, step: int, timestep: Any, tensors: dict[str, Any]
+        ) -> dict[str, Any]:
+            if should_stop():
+                raise TaskCancelledError
+            total = getattr(pipe, "_num_timesteps", None) or steps
+            progress(STEP_SHARE * min(1.0, (step + 1) / total))
+            return {}
+
+        arguments: dict[str, Any] = {
+            "prompt": request.prompt,
+            "height": request.height,
+            "width": request.width,
+            "num_inference_steps": steps,
+            "guidance_scale": settings.guidance_scale,
+            # A CPU generator gives the same noise for a seed on every machine.
+            "generator": torch.Generator("cpu").manual_seed(request.seed),
+            "output_type": "pt",
+            "callback_on_step_end": on_step_end,
+            "callback_on_step_end_tensor_inputs": ["latents"],
+        }
+        if request.negative_prompt:
+            arguments["negative_prompt"] = request.negative_prompt
+        if settings.guidance_scale_2 is not None:
+            arguments["guidance_scale_2"] = settings.guidance_scale_2
+        if settings.max_sequence_length is not None:
+            arguments["max_sequence_length"] = settings.max_sequence_length
+        arguments.update(settings.call_args)
+        unknown = sorted(set(arguments) - loaded.call_parameters)
+        if any(name in settings.call_args or name == "guidance_scale_2" for name in unknown):
+            raise EngineError(
+                f"{settings.pipeline} does not take {', '.join(unknown)} "
+                "(fix the route's call_args / guidance_scale_2 settings)",
+                code="invalid_settings",
+            )
+        return {k: v for k, v in arguments.items() if k in loaded.call_parameters}
+
+    def _video(
+        self,
+        loaded: LoadedPipeline,
+        settings: DiffusersSettings,
+        request: GenerationRequest,
+        workdir: Path,
+        progress: ProgressCallback,
+        should_stop: CancelCheck,
+    ) -> GenerationResult:
+        import torch
+
+        arguments = self._call_arguments(loaded, settings, request, progress, should_stop)
+        arguments["num_frames"] = request.num_frames
+        if "frame_rate" in loaded.call_parameters:
+            arguments["frame_rate"] = request.fps
+        if request.input_image is not None:
+            arguments["image"] = _fit(request.input_image, request.width, request.height)
+        if request.last_image is not None:
+            if "last_image" not in loaded.call_parameters:
+                raise EngineError(
+                    f"{settings.pipeline} does not take a last frame", code="invalid_request"
+                )
+            arguments["last_image"] = _fit(request.last_image, request.width, request.height)
+        with torch.inference_mode():
+            output = loaded.pipe(**arguments)
+            frames = _to_uint8(output.frames[0])  # (frames, height, width, 3)
+        del output
+        count, height, width = int(frames.shape[0]), int(frames.shape[1]), int(frames.shape[2])
+        video_path = workdir / "video.mp4"
+        thumbnail_path = workdir / "thumbnail.jpg"
+        encode_share = 1.0 - STEP_SHARE
+
+        def on_frame(done: int) -> None:
+            progress(STEP_SHARE + encode_share * 0.95 * done / count)
+
+        encode_mp4(
+            iter(frames),
+            video_path,
+            width=width,
+            height=height,
+            fps=request.fps,
+            crf=settings.encode.crf,
+            preset=settings.encode.preset,
+            on_frame=on_frame,
+        )
+        save_jpeg(frames[0], thumbnail_path, max_side=_THUMBNAIL_SIDE)
+        progress(1.0)
+        return GenerationResult(
+            [
+                OutputFile(
+                    path=video_path,
+                    content_type="video/mp4",
+                    width=width,
+                    height=height,
+                    thumbnail_path=thumbnail_path,
+                    duration=count / request.fps,
+                    fps=request.fps,
+                    num_frames=count,
+                )
+            ]
+        )
+
+    def _images(
+        self,
+        loaded: LoadedPipeline,
+        settings: DiffusersSettings,
+        request: GenerationRequest,
+        workdir: Path,
+        progress: ProgressCallback,
+        should_stop: CancelCheck,
+    ) -> GenerationResult:
+        import torch
+
+        arguments = self._call_arguments(loaded, settings, request, progress, should_stop)
+        arguments["num_images_per_prompt"] = request.n
+        with torch.inference_mode():
+            output = loaded.pipe(**arguments)
+            images = _to_uint8(output.images)  # (n, height, width, 3)
+        del output
+        outputs = []
+        for index, image in enumerate(images):
+            path = workdir / f"image-{index}.png"
+            thumbnail = workdir / f"thumbnail-{index}.jpg"
+            save_png(image, path)
+            save_jpeg(image, thumbnail, max_side=_THUMBNAIL_SIDE)
+            height, width = int(image.shape[0]), int(image.shape[1])
+            outputs.append(OutputFile(path, "image/png", width, height, thumbnail))
+        progress(1.0)
+        return GenerationResult(outputs)
+
+
+def _fit(image: Image.Image, width: int, height: int) -> Image.Image:
+    """Scale and centre-crop to the output's aspect, so the model gets no distortion."""
+    return ImageOps.fit(image.convert("RGB"), (width, height), method=Image.Resampling.LANCZOS)
+
+
+def _to_uint8(tensor: Any) -> Any:
+    """(..., channels, height, width) floats in [0, 1] on the device -> numpy uint8 HWC.
+
+    The conversion and the layout change run on the device; only bytes cross to the CPU.
+    """
+    import torch
+
+    pixels = tensor.clamp(0, 1).mul(255).round().to(dtype=torch.uint8)
+    return pixels.movedim(-3, -1).contiguous().cpu().numpy()
+
+
+def create_engine(settings: Any) -> DiffusersEngine:
+    """The engine as framegate's settings configure it."""
+    budget = settings.diffusers_memory_budget_gb
+    return DiffusersEngine(
+        models_dir=settings.resolved_models_dir,
+        max_pipelines=settings.diffusers_max_pipelines,
+        memory_budget_bytes=None if budget is None else int(budget * 1024**3),
+        jobs_per_device=settings.diffusers_jobs_per_device,
+    )
