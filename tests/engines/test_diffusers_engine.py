@@ -117,6 +117,19 @@ def _routes(models: dict[str, Path]) -> list[dict[str, Any]]:
             "wan",
             _capabilities(text_to_video=False, image_to_video=True, first_last_frame=True),
         ),
+        # Wan 2.1 first-last-frame (CLIP image encoder): needs both frames.
+        _route(
+            "tiny-wan-flf2v",
+            models["wan-flf2v"],
+            "WanImageToVideoPipeline",
+            "wan",
+            _capabilities(
+                text_to_video=False,
+                image_to_video=True,
+                first_last_frame=True,
+                last_image_required=True,
+            ),
+        ),
         # One route for both: LTXPipeline, and LTXImageToVideoPipeline over the same
         # components when the request has an input image.
         _route(
@@ -243,6 +256,7 @@ async def balance(client: httpx.AsyncClient, tenant: Tenant) -> dict[str, Any]:
         ("tiny-wan", {}, 9),
         ("tiny-wan-accel", {}, 9),
         ("tiny-wan-i2v", {"input_image": "red", "last_image": "blue"}, 9),
+        ("tiny-wan-flf2v", {"input_image": "red", "last_image": "blue"}, 9),
         ("tiny-ltx", {}, 9),
         ("tiny-ltx", {"input_image": "green"}, 9),
         ("tiny-cogvideox", {}, 9),
@@ -320,6 +334,7 @@ async def test_images_end_to_end(dclient: httpx.AsyncClient, tenant: Tenant) -> 
         ({"model": "tiny-wan", "num_frames": 9, "duration": 1}, "num_frames", "not both"),
         ({"model": "tiny-wan", "input_image": "x"}, "input_image", "image-to-video"),
         ({"model": "tiny-ltx", "last_image": "x", "input_image": "x"}, "last_image", "last"),
+        ({"model": "tiny-wan-flf2v", "input_image": "x"}, "last_image", "give last_image"),
     ],
 )
 async def test_invalid_geometry_refused_before_hold(

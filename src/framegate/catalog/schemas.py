@@ -35,6 +35,8 @@ class Capabilities(BaseModel):
     image_to_video: bool = False
     text_to_image: bool = False
     first_last_frame: bool = False
+    # First+last-frame models that cannot make a clip from the first frame alone.
+    last_image_required: bool = False
     min_duration: int = 1
     max_duration: int = 10
     default_duration: int = 5

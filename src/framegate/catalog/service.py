@@ -180,6 +180,12 @@ class Catalog:
                 param="input_image",
                 code="input_image_required",
             )
+        if request.last_image is None and caps.last_image_required and has_image:
+            raise InvalidValue(
+                f"Model {route.id!r} animates between two frames: give last_image too.",
+                param="last_image",
+                code="last_image_required",
+            )
         if request.last_image is not None:
             if not caps.first_last_frame:
                 raise InvalidValue(
