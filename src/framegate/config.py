@@ -9,7 +9,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from framegate.kit.safe_fetch import FetchPolicy, parse_networks
@@ -44,6 +44,40 @@ class Settings(BaseSettings):
     diffusers_memory_budget_gb: float | None = Field(default=None, gt=0)
     # Diffusers jobs running at once on one device (per worker process).
     diffusers_jobs_per_device: int = Field(default=1, ge=1, le=8)
+
+    # Upstream vendors, called with the operator's own keys (never logged or returned).
+    # A vendor's built-in routes are available once its key is set; the base URLs are
+    # the vendors' public endpoints unless pointed elsewhere (a proxy, a regional host).
+    veo_api_key: SecretStr | None = None
+    veo_base_url: str = "https://generativelanguage.googleapis.com"
+    runway_api_key: SecretStr | None = None
+    runway_base_url: str = "https://api.dev.runwayml.com"
+    luma_api_key: SecretStr | None = None
+    luma_base_url: str = "https://api.lumalabs.ai/dream-machine/v1"
+    fal_key: SecretStr | None = None
+    fal_base_url: str = "https://queue.fal.run"
+    replicate_api_token: SecretStr | None = None
+    replicate_base_url: str = "https://api.replicate.com"
+    pixverse_api_key: SecretStr | None = None
+    pixverse_base_url: str = "https://app-api.pixverse.ai"
+    kling_access_key: SecretStr | None = None
+    kling_secret_key: SecretStr | None = None
+    kling_base_url: str = "https://api-singapore.klingai.com"
+    # Another framegate installation to federate with (its URL and an API key there).
+    upstream_framegate_url: str = ""
+    upstream_framegate_api_key: SecretStr | None = None
+    # Seconds between status polls of an upstream job when the vendor gives no hint
+    # (doubling up to vendor_poll_max_seconds while nothing changes).
+    vendor_poll_seconds: float = Field(default=5.0, gt=0)
+    vendor_poll_max_seconds: float = Field(default=30.0, gt=0)
+    # Per upstream call.
+    vendor_timeout_seconds: float = Field(default=30.0, gt=0)
+    # Largest result video accepted from a vendor.
+    vendor_result_max_bytes: int = Field(default=500 * 1024 * 1024, gt=0)
+    # Circuit breaker per route: this many consecutive upstream failures open it for
+    # breaker_cooldown_seconds (then one trial request decides).
+    breaker_failures: int = Field(default=5, ge=1)
+    breaker_cooldown_seconds: float = Field(default=60.0, gt=0)
     worker_concurrency: int = Field(default=2, ge=0, le=64)
     # A processing task whose lease is not renewed for this long is reclaimed by the reaper.
     task_lease_seconds: float = Field(default=30.0, gt=0)

@@ -7,11 +7,13 @@ there is one place where engines, database, storage, catalog and services are wi
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from dataclasses import dataclass, field
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from framegate.accounts.service import AccountService
+from framegate.catalog.health import RouteHealth
 from framegate.catalog.service import Catalog, load_routes
 from framegate.config import Settings
 from framegate.db import (
@@ -21,10 +23,12 @@ from framegate.db import (
     upgrade_database_async,
 )
 from framegate.dispatch.embedded import EmbeddedDispatcher
-from framegate.dispatch.worker import TaskRunner
+from framegate.dispatch.upstream import cancel_upstream
+from framegate.dispatch.worker import TaskRunner, UpstreamOptions
 from framegate.engines.registry import EngineRegistry, default_engines
 from framegate.keys.service import APIKeyService
 from framegate.limits.service import LimitsService, PlanLimits
+from framegate.models import Task
 from framegate.storage.base import Storage
 from framegate.storage.local import LocalStorage
 from framegate.storage.signing import URLSigner
@@ -58,6 +62,7 @@ class Runtime:
     dispatcher: EmbeddedDispatcher | None = field(default=None)
     webhook_job: WebhookDeliveryJob | None = field(default=None)
     sweeper: RetentionSweeper | None = field(default=None)
+    _background: set[asyncio.Task[None]] = field(default_factory=set)
 
     @classmethod
     async def create(
@@ -70,7 +75,11 @@ class Runtime:
         sessionmaker = create_sessionmaker(db_engine)
         read_sessionmaker = create_read_sessionmaker(db_engine)
         engines = engines or default_engines(settings)
-        catalog = Catalog(load_routes(settings.catalog_file), engines)
+        health = RouteHealth(
+            failures_to_open=settings.breaker_failures,
+            cooldown_seconds=settings.breaker_cooldown_seconds,
+        )
+        catalog = Catalog(load_routes(settings.catalog_file), engines, health)
         storage = LocalStorage(settings.storage_dir)
         secret = settings.effective_secret_key
         signer = URLSigner(secret, settings.signed_url_ttl_seconds)
@@ -164,6 +173,18 @@ class Runtime:
             lifecycle=self.lifecycle,
             scratch_dir=self.settings.data_dir / "tmp",
             max_image_pixels=self.settings.input_image_max_pixels,
+            upstream=UpstreamOptions(
+                poll_seconds=self.settings.vendor_poll_seconds,
+                max_poll_seconds=self.settings.vendor_poll_max_seconds,
+                download_policy=dataclasses.replace(
+                    self.settings.fetch_policy,
+                    max_bytes=self.settings.vendor_result_max_bytes,
+                    read_timeout=60.0,
+                    total_timeout=600.0,
+                ),
+                public_url=self.settings.public_url,
+                signer=self.signer,
+            ),
         )
         self.dispatcher = EmbeddedDispatcher(
             runner=runner,
@@ -192,6 +213,14 @@ class Runtime:
             interval_seconds=settings.retention_sweep_seconds,
         )
         await self.sweeper.start()
+
+    def cancel_upstream(self, task: Task) -> None:
+        """Stop a cancelled task's vendor job in the background (best effort)."""
+        if not task.engine_task_id:
+            return
+        job = asyncio.create_task(cancel_upstream(self.catalog, self.engines, task))
+        self._background.add(job)
+        job.add_done_callback(self._background.discard)
 
     async def close(self) -> None:
         if self.sweeper is not None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from framegate.catalog.schemas import Capabilities, ModelRoute, Pricing, Speed
+from framegate.engines.vendors import vendor_routes
 
 PREVIEW_NOTE = (
     "Built-in CPU preview/test engine: renders deterministic animated clips from the prompt "
@@ -332,3 +333,6 @@ LOCAL_ROUTES: list[ModelRoute] = [
 ]
 
 BUILTIN_ROUTES.extend(LOCAL_ROUTES)
+
+# Upstream vendors: available once the operator sets the vendor's key.
+BUILTIN_ROUTES.extend(ModelRoute.model_validate(route) for route in vendor_routes())

@@ -6,6 +6,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from framegate.catalog.health import RouteHealthObject
 from framegate.kit.dialect_fields import refuse_dialect_fields
 
 ResolutionTier = Literal["480p", "720p", "1080p"]
@@ -104,6 +105,12 @@ class ModelObject(BaseModel):
     available: bool
     capabilities: Capabilities
     pricing: Pricing
+    fallbacks: list[str] = Field(
+        default_factory=list, description="Routes that take over when this one fails upstream."
+    )
+    health: RouteHealthObject = Field(
+        description="The route's circuit breaker: open after repeated upstream failures."
+    )
 
 
 class ModelList(BaseModel):

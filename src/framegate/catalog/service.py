@@ -12,6 +12,7 @@ import yaml
 from pydantic import ValidationError
 
 from framegate.catalog.builtins import BUILTIN_ROUTES
+from framegate.catalog.health import RouteHealth
 from framegate.catalog.schemas import (
     RESOLUTION_TIERS,
     TIER_SHORT_SIDE,
@@ -22,7 +23,8 @@ from framegate.catalog.schemas import (
     ResolutionTier,
 )
 from framegate.engines.registry import EngineRegistry
-from framegate.exceptions import InvalidValue
+from framegate.engines.vendors.base import VendorShape
+from framegate.exceptions import InvalidValue, ServiceUnavailable
 
 _SIZE_RE = re.compile(r"^(\d{2,5})[x*](\d{2,5})$")
 _ASPECT_RE = re.compile(r"^(\d{1,2}):(\d{1,2})$")
@@ -100,13 +102,27 @@ def load_routes(path: Path | None) -> list[ModelRoute]:
 
 
 class Catalog:
-    def __init__(self, routes: list[ModelRoute], engines: EngineRegistry) -> None:
+    def __init__(
+        self,
+        routes: list[ModelRoute],
+        engines: EngineRegistry,
+        health: RouteHealth | None = None,
+    ) -> None:
+        by_id = {route.id: route for route in routes}
         for route in routes:
             try:
                 engines.check_route(route)
             except ValueError as exc:
                 raise CatalogError(f"route {route.id!r}: {exc}") from exc
-        self._routes = {route.id: route for route in routes}
+            for fallback in route.fallbacks:
+                other = by_id.get(fallback)
+                if other is None or other.kind != route.kind or fallback == route.id:
+                    raise CatalogError(
+                        f"route {route.id!r}: fallback {fallback!r} is not another enabled "
+                        f"{route.kind} route of the catalog"
+                    )
+        self._routes = by_id
+        self.health = health or RouteHealth()
         self._by_name: dict[str, ModelRoute] = {}
         for route in routes:
             for name in (route.id, *route.aliases):
@@ -133,6 +149,29 @@ class Catalog:
             available=self.is_available(route),
             capabilities=route.capabilities,
             pricing=route.pricing,
+            fallbacks=route.fallbacks,
+            health=self.health.describe(route.id),
+        )
+
+    def is_remote(self, route: ModelRoute) -> bool:
+        return self._engines.is_remote(route.engine)
+
+    def serving_candidates(self, route: ModelRoute) -> list[ModelRoute]:
+        """The route, then its fallbacks, that are available here (in order)."""
+        candidates = [route, *(self._routes[f] for f in route.fallbacks if f in self._routes)]
+        return [r for r in candidates if self.is_available(r)]
+
+    def check_healthy(self, route: ModelRoute) -> None:
+        """503 when the route's breaker is open and no fallback can take the task."""
+        for candidate in self.serving_candidates(route):
+            if self.health.would_allow(candidate.id):
+                return
+        retry_after = self.health.retry_after(route.id) or 1
+        raise ServiceUnavailable(
+            f"Model {route.id!r} is failing upstream and has no healthy fallback; "
+            f"retry in {retry_after} s.",
+            code="model_unhealthy",
+            headers={"Retry-After": str(retry_after)},
         )
 
     def require(self, name: str, *, kind: str, param: str = "model") -> ModelRoute:
@@ -216,6 +255,21 @@ class Catalog:
         credits = price_for(route, tier) * units
         estimated = route.speed.base_seconds + (
             frames * width * height / 1e6 * route.speed.seconds_per_megapixel_frame
+        )
+        self._engines.refuse(
+            route,
+            VendorShape(
+                width=width,
+                height=height,
+                duration=seconds,
+                fps=rate,
+                num_frames=frames,
+                has_image=has_image,
+                has_last_image=request.last_image is not None,
+                has_negative_prompt=bool(getattr(request, "negative_prompt", None)),
+                has_seed=getattr(request, "seed", None) is not None,
+                prompt_length=len(getattr(request, "prompt", None) or ""),
+            ),
         )
         return OutputPlan(
             route=route,
@@ -363,14 +417,16 @@ def _closest_listed(route: ModelRoute, width: int, height: int, tier: str) -> tu
     for label in route.capabilities.sizes or []:
         w, h = _parse_size(label)
         if tier_for(w, h) == tier:
-            options.append((abs(math.log((w / h) / wanted)), w, h))
+            # Closest aspect ratio first; then the size whose short side is the tier's.
+            aspect = round(abs(math.log((w / h) / wanted)), 6)
+            options.append((aspect, abs(min(w, h) - TIER_SHORT_SIDE[tier]), w, h))
     if not options:
         raise InvalidValue(
             f"{route.id!r} offers no {tier} size; choose one of: "
             f"{', '.join(route.capabilities.sizes or [])}.",
             param="resolution",
         )
-    _, w, h = min(options)
+    _, _, w, h = min(options)
     return w, h
 
 

@@ -59,7 +59,10 @@ class EmbeddedDispatcher:
     async def _work(self, worker_id: str) -> None:
         while True:
             try:
-                task = await self._lifecycle.claim(worker_id)
+                # Parked upstream tasks whose poll is due first: each is one short step.
+                task = await self._lifecycle.claim_due(worker_id)
+                if task is None:
+                    task = await self._lifecycle.claim(worker_id)
             except Exception:
                 log.exception("claim failed")
                 task = None

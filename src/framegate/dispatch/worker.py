@@ -14,7 +14,9 @@ from typing import Any
 
 from PIL import Image
 
+from framegate.catalog.schemas import ModelRoute
 from framegate.catalog.service import Catalog
+from framegate.dispatch.upstream import UpstreamOptions, UpstreamStep, signed_input_url
 from framegate.engines.base import (
     Engine,
     EngineError,
@@ -24,7 +26,9 @@ from framegate.engines.base import (
     TaskCancelledError,
 )
 from framegate.engines.registry import EngineRegistry
+from framegate.engines.vendors.base import VendorEngine
 from framegate.kit.images import decode_image
+from framegate.kit.safe_fetch import FetchPolicy
 from framegate.models import Task, TaskType
 from framegate.storage.base import Storage, attempt_prefix
 from framegate.tasks.lifecycle import TaskLifecycle
@@ -53,6 +57,7 @@ class TaskRunner:
         scratch_dir: Path,
         max_image_pixels: int,
         heartbeat_seconds: float = 0.5,
+        upstream: UpstreamOptions | None = None,
     ) -> None:
         self._catalog = catalog
         self._engines = engines
@@ -61,9 +66,20 @@ class TaskRunner:
         self._scratch_dir = scratch_dir
         self._max_image_pixels = max_image_pixels
         self._heartbeat_seconds = heartbeat_seconds
+        self._upstream_options = upstream or UpstreamOptions(
+            poll_seconds=5.0, max_poll_seconds=30.0, download_policy=FetchPolicy()
+        )
+        self._upstream = UpstreamStep(
+            catalog=catalog, lifecycle=lifecycle, options=self._upstream_options
+        )
+
+    def serving_route(self, task: Task) -> ModelRoute | None:
+        """The route that serves the task now: its model, or the fallback it moved to."""
+        name = (task.upstream or {}).get("route") or task.model
+        return self._catalog.get(name)
 
     async def run(self, task: Task, worker_id: str) -> None:
-        route = self._catalog.get(task.model)
+        route = self.serving_route(task)
         engine = self._engines.get(route.engine) if route else None
         if route is None or engine is None:
             await self._lifecycle.fail(
@@ -73,7 +89,8 @@ class TaskRunner:
                 worker_id=worker_id,
             )
             return
-        state = _Progress()
+        # Vendor tasks start from the progress they had when they were parked.
+        state = _Progress(fraction=task.progress / 100)
         # Each attempt writes under its own prefix, so an attempt that lost its lease can
         # never overwrite or delete the outputs of the attempt that completed the task.
         prefix = attempt_prefix(task)
@@ -83,12 +100,20 @@ class TaskRunner:
         try:
             workdir = await asyncio.to_thread(self._make_workdir, task.id)
             request = await self._request(task, route.settings)
-            result = await self._generate(engine, request, workdir, state)
+            if isinstance(engine, VendorEngine):
+                outputs = await self._upstream.run(task, worker_id, route, engine, request, workdir)
+                if outputs is None:
+                    return
+                result = GenerationResult(outputs)
+            else:
+                result = await self._generate(engine, request, workdir, state)
             if state.lost:
                 raise TaskCancelledError
             stored = await self._store(task, prefix, result)
-            price = task.credits_reserved
-            completed = await self._lifecycle.complete(task, worker_id, stored, price)
+            price = (task.upstream or {}).get("price", task.credits_reserved)
+            completed = await self._lifecycle.complete(
+                task, worker_id, stored, price, served_by=route.id
+            )
         except TaskCancelledError:
             log.info("task %s stopped: no longer ours (cancelled or reclaimed)", task.id)
         except asyncio.CancelledError:
@@ -171,6 +196,8 @@ class TaskRunner:
             num_frames=int(params.get("num_frames") or 0),
             input_image=image,
             last_image=last_image,
+            input_image_url=signed_input_url(self._upstream_options, params.get("input_image_key")),
+            last_image_url=signed_input_url(self._upstream_options, params.get("last_image_key")),
             camera_fixed=bool(params.get("camera_fixed")),
             n=int(params.get("n") or 1),
             settings=settings,

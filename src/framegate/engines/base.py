@@ -40,6 +40,10 @@ class GenerationRequest:
     input_image: Image.Image | None = None
     # Decoded RGB last frame for first+last-frame video (with input_image as the first).
     last_image: Image.Image | None = None
+    # Signed URLs of the stored input images under FRAMEGATE_PUBLIC_URL, for vendors that
+    # take images only by URL (None when no public URL is configured).
+    input_image_url: str | None = None
+    last_image_url: str | None = None
     camera_fixed: bool = False
     # Number of images for image generation.
     n: int = 1

@@ -7,6 +7,10 @@ from typing import TYPE_CHECKING, Any
 
 from framegate.engines.base import Engine
 from framegate.engines.preview import PreviewEngine
+from framegate.engines.vendors.base import VendorEngine
+
+# Local engines are awaited (generate); vendor engines are polled (submit/poll).
+AnyEngine = Engine | VendorEngine
 
 if TYPE_CHECKING:
     from framegate.catalog.schemas import ModelRoute
@@ -14,10 +18,10 @@ if TYPE_CHECKING:
 
 
 class EngineRegistry:
-    def __init__(self, engines: Iterable[Engine]) -> None:
+    def __init__(self, engines: Iterable[AnyEngine]) -> None:
         self._engines = {engine.name: engine for engine in engines}
 
-    def get(self, name: str) -> Engine | None:
+    def get(self, name: str) -> AnyEngine | None:
         return self._engines.get(name)
 
     def is_available(self, name: str, settings: Mapping[str, Any]) -> bool:
@@ -33,6 +37,16 @@ class EngineRegistry:
         if check is not None:
             check(route)
 
+    def is_remote(self, name: str) -> bool:
+        """Whether the engine is an upstream vendor (polled, never awaited)."""
+        return bool(getattr(self._engines.get(name), "remote", False))
+
+    def refuse(self, route: ModelRoute, shape: Any) -> None:
+        """Let the route's engine refuse a request it cannot serve (raises InvalidValue)."""
+        refuse = getattr(self._engines.get(route.engine), "refuse", None)
+        if refuse is not None:
+            refuse(route.settings, shape)
+
     def close(self) -> None:
         for engine in self._engines.values():
             close = getattr(engine, "close", None)
@@ -41,8 +55,10 @@ class EngineRegistry:
 
 
 def default_engines(settings: Settings) -> EngineRegistry:
-    """The engines every installation has: the CPU preview and diffusers (whose routes
-    are available only where torch, diffusers and the weights are)."""
+    """The engines every installation has: the CPU preview, diffusers (whose routes are
+    available only where torch, diffusers and the weights are) and the upstream vendors
+    (available once their keys are set)."""
     from framegate.engines.diffusers import create_engine
+    from framegate.engines.vendors import vendor_engines
 
-    return EngineRegistry([PreviewEngine(), create_engine(settings)])
+    return EngineRegistry([PreviewEngine(), create_engine(settings), *vendor_engines(settings)])

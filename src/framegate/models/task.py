@@ -40,6 +40,8 @@ class Task(TimestampMixin, Base):
         # Unfinished tasks per account (concurrency limit) and per key (spend cap).
         Index("ix_tasks_account_status", "account_id", "status"),
         Index("ix_tasks_api_key_status", "api_key_id", "status"),
+        # Parked upstream tasks due for their next poll.
+        Index("ix_tasks_status_lease", "status", "lease_expires_at"),
     )
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
@@ -67,7 +69,13 @@ class Task(TimestampMixin, Base):
     attempts: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
     worker_id: Mapped[str | None] = mapped_column(String(80), nullable=True)
     lease_expires_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    # Upstream vendor tasks: the vendor's job id, and the routing state (the route serving
+    # the task, what the poller needs, routes tried). A processing task with an upstream
+    # job and no worker is parked: lease_expires_at is then when it is next polled.
     engine_task_id: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    upstream: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    # The route that produced the outputs (differs from `model` after a fallback).
+    served_by: Mapped[str | None] = mapped_column(String(120), nullable=True)
     # Past this, a task still queued or processing is failed with `timeout` and refunded.
     deadline_at: Mapped[datetime | None] = mapped_column(nullable=True)
     # When the outputs are deleted by the retention sweeper; purged_at records it was done.

@@ -204,6 +204,7 @@ async def cancel_task(
             "can be cancelled.",
             code="task_not_cancellable",
         )
+    runtime.cancel_upstream(cancelled)
     return runtime.tasks.to_object(cancelled, absolute)
 
 

@@ -8,7 +8,7 @@ can race without double effects.
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -92,6 +92,72 @@ class TaskLifecycle:
         self._signals.task_changed(task_id)
         return task
 
+    async def claim_due(self, worker_id: str) -> Task | None:
+        """Take a parked upstream task whose next poll is due (no attempt is used)."""
+        async with transaction(self._sessionmaker) as session:
+            task_id = await task_repository.next_due_parked_id(session, utcnow())
+            if task_id is None:
+                return None
+            task = await task_repository.get(session, task_id)
+            if task is None:
+                return None
+            claimed = await task_repository.compare_and_set(
+                session,
+                task_id,
+                status=TaskStatus.processing,
+                attempts=task.attempts,
+                unclaimed=True,
+                values={"worker_id": worker_id, "lease_expires_at": self._lease_end()},
+            )
+            if not claimed:
+                return None
+            task = await task_repository.get(session, task_id)
+        return task
+
+    async def park(
+        self,
+        task: Task,
+        worker_id: str,
+        *,
+        until: datetime,
+        progress: int,
+        upstream: dict[str, Any],
+        engine_task_id: str | None,
+    ) -> bool:
+        """Let go of an upstream task until ``until`` (its next poll), keeping it processing:
+        no worker slot is held while the vendor works."""
+        async with transaction(self._sessionmaker) as session:
+            done = await task_repository.compare_and_set(
+                session,
+                task.id,
+                status=TaskStatus.processing,
+                attempts=task.attempts,
+                worker_id=worker_id,
+                values={
+                    "worker_id": None,
+                    "lease_expires_at": until,
+                    "progress": progress,
+                    "upstream": upstream,
+                    "engine_task_id": engine_task_id,
+                    "updated_at": utcnow(),
+                },
+            )
+            if done and progress != task.progress:
+                for sink in self._sinks:
+                    await sink.task_progressed(session, task, progress)
+        if done:
+            self._signals.task_changed(task.id)
+        return done
+
+    async def reroute(self, task: Task, worker_id: str, upstream: dict[str, Any]) -> bool:
+        """Move a task to another route (a fallback): back to queued, no upstream job; the
+        attempt it used does not count."""
+        return await self._requeue(
+            task,
+            worker_id,
+            {"upstream": upstream, "engine_task_id": None, "attempts": task.attempts - 1},
+        )
+
     async def renew(self, task: Task, worker_id: str, progress: int) -> bool:
         """Extend the lease and record progress; False once the task is no longer ours."""
         async with transaction(self._sessionmaker) as session:
@@ -115,7 +181,13 @@ class TaskLifecycle:
         return still_ours
 
     async def complete(
-        self, task: Task, worker_id: str, result: dict[str, Any], credits_used: int
+        self,
+        task: Task,
+        worker_id: str,
+        result: dict[str, Any],
+        credits_used: int,
+        *,
+        served_by: str | None = None,
     ) -> bool:
         now = utcnow()
         async with transaction(self._sessionmaker) as session:
@@ -129,6 +201,7 @@ class TaskLifecycle:
                     "status": TaskStatus.completed,
                     "progress": 100,
                     "result": result,
+                    "served_by": served_by or task.model,
                     "completed_at": now,
                     "updated_at": now,
                     "lease_expires_at": None,

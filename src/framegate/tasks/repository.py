@@ -60,6 +60,21 @@ class TaskRepository:
         )
         return (await session.execute(statement)).scalar_one_or_none()
 
+    async def next_due_parked_id(self, session: AsyncSession, now: datetime) -> str | None:
+        """The parked upstream task whose next poll is the most overdue."""
+        statement = (
+            select(Task.id)
+            .where(
+                Task.status == TaskStatus.processing,
+                Task.worker_id.is_(None),
+                Task.lease_expires_at <= now,
+            )
+            .order_by(Task.lease_expires_at)
+            .limit(1)
+            .with_for_update(skip_locked=True)
+        )
+        return (await session.execute(statement)).scalar_one_or_none()
+
     async def compare_and_set(
         self,
         session: AsyncSession,
@@ -68,15 +83,19 @@ class TaskRepository:
         status: str | tuple[str, ...],
         attempts: int | None = None,
         worker_id: str | None = None,
+        unclaimed: bool = False,
         values: dict[str, Any],
     ) -> bool:
-        """Apply ``values`` only if the task is still in ``status`` (and attempt/worker)."""
+        """Apply ``values`` only if the task is still in ``status`` (and attempt/worker;
+        ``unclaimed``: no worker holds it)."""
         statuses = (status,) if isinstance(status, str) else status
         statement = update(Task).where(Task.id == task_id, Task.status.in_(statuses))
         if attempts is not None:
             statement = statement.where(Task.attempts == attempts)
         if worker_id is not None:
             statement = statement.where(Task.worker_id == worker_id)
+        if unclaimed:
+            statement = statement.where(Task.worker_id.is_(None))
         result = await session.execute(
             statement.values(**values).execution_options(synchronize_session=False)
         )
@@ -98,8 +117,11 @@ class TaskRepository:
         return list((await session.execute(statement)).scalars())
 
     async def expired_leases(self, session: AsyncSession, now: datetime) -> list[Task]:
+        # Parked upstream tasks (no worker) are not lost: their "lease" is the next poll.
         statement = select(Task).where(
-            Task.status == TaskStatus.processing, Task.lease_expires_at < now
+            Task.status == TaskStatus.processing,
+            Task.worker_id.is_not(None),
+            Task.lease_expires_at < now,
         )
         return list((await session.execute(statement)).scalars())
 

@@ -123,6 +123,10 @@ class TaskObject(BaseModel):
     credits_used: int
     credits_refunded: int
     attempts: int
+    served_by: str | None = Field(
+        default=None,
+        description="The route that made the outputs (another than `model` after a fallback).",
+    )
     input: dict[str, Any]
     metadata: dict[str, str]
     result: TaskResult | None = None

@@ -164,6 +164,7 @@ class TaskService:
         self, session: AsyncSession, auth: AuthContext, body: VideoGenerationRequest
     ) -> Task:
         plan = self.plan_video(body)
+        self.catalog.check_healthy(plan.route)
         await self._check_webhook_url(body.webhook_url)
         prepared = {}
         for field in INPUT_IMAGE_NAMES:
@@ -372,6 +373,7 @@ class TaskService:
             credits_used=task.credits_used,
             credits_refunded=task.credits_refunded,
             attempts=task.attempts,
+            served_by=task.served_by or (task.upstream or {}).get("route"),
             input=public_input,
             metadata=task.task_metadata or {},
             result=result,

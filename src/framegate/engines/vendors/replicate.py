@@ -1,0 +1,525 @@
+"""Replicate through the official ``replicate`` Python SDK.
+
+Replicate hosts many video models behind one predictions API; a route names the model and
+says which of the model's inputs receive framegate's fields. The API (``{base}`` =
+``FRAMEGATE_REPLICATE_BASE_URL``, by default ``https://api.replicate.com``, without ``/v1``:
+the SDK adds it; ``Authorization: Bearer <token>``):
+
+* ``POST {base}/v1/models/{owner}/{name}/predictions`` with ``{"input": {...}}`` (official
+  models), or ``POST {base}/v1/predictions`` with ``{"version": "<64 hex>", "input": {...}}``,
+  answers ``201`` with a prediction: ``{"id", "model", "version", "status", "input",
+  "output", "error", "logs", "metrics", "urls": {"get", "cancel"}, "created_at", ...}``;
+* ``GET {base}/v1/predictions/{id}``: ``status`` goes ``starting`` -> ``processing`` ->
+  ``succeeded`` (``output`` is the video's URL, or a list of URLs) | ``failed`` (``error``;
+  the safety filter's refusal reads "The input or output was flagged as sensitive...
+  (E005)") | ``canceled``;
+* ``POST {base}/v1/predictions/{id}/cancel``;
+* errors are RFC 7807 problem details (``{"title", "detail", "status"}``); a throttled
+  request gets ``429`` with ``{"detail": "Request was throttled. ..."}`` and ``Retry-After``.
+
+Input images go as data URIs (Replicate accepts them for files under about 1 MB): the
+image is first cropped to the requested frame (as the local engines do), since the
+models make a video of the first frame's shape.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import math
+import re
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any, ClassVar, TypeVar
+
+import httpx
+import replicate
+from PIL import Image, ImageOps
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+from replicate.exceptions import ReplicateError
+from replicate.prediction import Prediction
+
+from framegate.engines.base import GenerationRequest
+from framegate.engines.vendors.base import (
+    MODERATION_BLOCKED,
+    UPSTREAM_AUTH,
+    UPSTREAM_ERROR,
+    UPSTREAM_INVALID,
+    UPSTREAM_TIMEOUT,
+    UpstreamError,
+    UpstreamJob,
+    UpstreamStatus,
+    VendorEngine,
+    VendorShape,
+    classify_status,
+    rate_limited,
+    retry_after_seconds,
+    unavailable,
+)
+from framegate.exceptions import InvalidValue
+
+T = TypeVar("T")
+
+# Replicate recommends data URIs only for files under 1 MB.
+MAX_DATA_URI_BYTES = 1_000_000
+_SIZE_RE = re.compile(r"^(\d+)x(\d+)$")
+_MODEL_RE = r"^[a-z0-9][a-z0-9._-]*/[a-z0-9][a-z0-9._-]*$"
+_VERSION_RE = r"^([a-z0-9][a-z0-9._-]*/[a-z0-9][a-z0-9._-]*:)?[0-9a-f]{64}$"
+# Replicate's safety refusals: E005 ("The input or output was flagged as sensitive"),
+# and the NSFW / safety-checker wording several hosted models use.
+_MODERATION_RE = re.compile(
+    r"\bE005\b|flagged as sensitive|sensitive content|\bnsfw\b|safety (?:checker|filter|system)"
+    r"|content (?:policy|moderation)|moderation",
+    re.IGNORECASE,
+)
+# "Request was throttled. Expected available in 1 second." / "... resets in ~30s."
+_THROTTLE_RE = re.compile(r"(?:available in|resets in)\s*~?\s*(\d+(?:\.\d+)?)\s*s", re.I)
+
+
+class ReplicateInputs(BaseModel):
+    """Which of the model's inputs receive framegate's request fields (None: the model has
+    no such input, and requests that need it are refused)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    prompt: str = "prompt"
+    negative_prompt: str | None = None
+    seed: str | None = None
+    # Whole seconds.
+    duration: str | None = None
+    fps: str | None = None
+    num_frames: str | None = None
+    # Pixel sizes, for models that take them (otherwise see ReplicateSettings.sizes).
+    width: str | None = None
+    height: str | None = None
+    # The first frame (image-to-video) and the last frame, as data URIs.
+    input_image: str | None = None
+    last_image: str | None = None
+
+
+class ReplicateSettings(BaseModel):
+    """A Replicate route's ``settings``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    # An official model, "owner/name" (POST /v1/models/{owner}/{name}/predictions) ...
+    model: str | None = Field(default=None, pattern=_MODEL_RE)
+    # ... or a model version: "<64 hex>" or "owner/name:<64 hex>" (POST /v1/predictions).
+    version: str | None = Field(default=None, pattern=_VERSION_RE)
+    inputs: ReplicateInputs = Field(default_factory=ReplicateInputs)
+    # The output sizes the model makes, "WxH", each with the inputs that select it, e.g.
+    # {"832x480": {"aspect_ratio": "16:9"}}; None when the model takes width/height.
+    sizes: dict[str, dict[str, Any]] | None = None
+    # The durations (s) the model accepts, when only some are; None: the capabilities' range.
+    durations: list[int] | None = None
+    # The model's bounds on the frame count [min, max] (e.g. Wan 2.1: 81..100).
+    frame_range: tuple[int, int] | None = None
+    # Inputs sent with every request (e.g. {"prompt_optimizer": false}).
+    fixed_inputs: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ReplicateSettings:
+        if (self.model is None) == (self.version is None):
+            raise ValueError("give exactly one of model ('owner/name') or version")
+        mapped = [name for name in self.inputs.model_dump().values() if name is not None]
+        if len(mapped) != len(set(mapped)):
+            raise ValueError(f"inputs maps two fields to the same model input: {mapped}")
+        selected = {key for values in (self.sizes or {}).values() for key in values}
+        for key in (*selected, *self.fixed_inputs):
+            if key in mapped:
+                raise ValueError(
+                    f"model input {key!r} is mapped in inputs and set by sizes/fixed_inputs"
+                )
+        for label in self.sizes or {}:
+            if _SIZE_RE.match(label) is None:
+                raise ValueError(f"sizes keys must look like '1280x720'; got {label!r}")
+        if self.sizes is not None and (self.inputs.width or self.inputs.height):
+            raise ValueError("give either sizes or inputs.width/height, not both")
+        if self.frame_range is not None and not 1 <= self.frame_range[0] <= self.frame_range[1]:
+            raise ValueError(f"frame_range must be [min, max]; got {list(self.frame_range)}")
+        return self
+
+    @property
+    def ref(self) -> str:
+        return self.model or self.version or ""
+
+    @property
+    def version_id(self) -> str | None:
+        return None if self.version is None else self.version.rsplit(":", 1)[-1]
+
+
+class ReplicateEngine(VendorEngine):
+    name = "replicate"
+    settings_model = ReplicateSettings
+    # Video models take minutes; Replicate gives no polling hint.
+    default_poll_interval: ClassVar[float] = 5.0
+
+    def __init__(
+        self,
+        *,
+        api_key: str | None,
+        base_url: str,
+        timeout: float = 30.0,
+        poll_interval: float | None = None,
+    ) -> None:
+        super().__init__(
+            api_key=api_key, base_url=base_url, timeout=timeout, poll_interval=poll_interval
+        )
+        # The SDK's paths start with /v1: accept a base URL written with it too.
+        if self.base_url.endswith("/v1"):
+            self.base_url = self.base_url[: -len("/v1")]
+
+    # -- catalog -------------------------------------------------------------------------
+
+    def check_route(self, route: Any) -> None:
+        super().check_route(route)
+        config = ReplicateSettings.model_validate(route.settings)
+        caps = route.capabilities
+        if caps.image_to_video and config.inputs.input_image is None:
+            raise ValueError("capabilities.image_to_video needs settings.inputs.input_image")
+        if caps.first_last_frame and config.inputs.last_image is None:
+            raise ValueError("capabilities.first_last_frame needs settings.inputs.last_image")
+        if config.sizes is not None:
+            offered = caps.sizes or []
+            missing = [size for size in offered if size not in config.sizes]
+            if caps.sizes is None or missing:
+                raise ValueError(
+                    "capabilities.sizes must list only sizes present in settings.sizes "
+                    f"({', '.join(config.sizes)}); not covered: {missing or 'any size'}"
+                )
+
+    def refuse(self, settings: Mapping[str, Any], shape: VendorShape) -> None:
+        config: ReplicateSettings = self.route_settings(settings)
+        inputs = config.inputs
+        model = config.ref
+        if shape.has_image and inputs.input_image is None:
+            raise InvalidValue(
+                f"Replicate model {model} is text-to-video only: drop input_image.",
+                param="input_image",
+            )
+        if shape.has_last_image and inputs.last_image is None:
+            raise InvalidValue(
+                f"Replicate model {model} does not take a last frame: drop last_image.",
+                param="last_image",
+            )
+        if shape.has_negative_prompt and inputs.negative_prompt is None:
+            raise InvalidValue(
+                f"Replicate model {model} does not take a negative prompt: drop negative_prompt.",
+                param="negative_prompt",
+            )
+        if shape.has_seed and inputs.seed is None:
+            raise InvalidValue(
+                f"Replicate model {model} does not take a seed: drop seed.", param="seed"
+            )
+        label = f"{shape.width}x{shape.height}"
+        if config.sizes is not None and label not in config.sizes:
+            raise InvalidValue(
+                f"Replicate model {model} does not make {label} videos; size must be one "
+                f"of: {', '.join(config.sizes)}.",
+                param="size",
+            )
+        if config.durations is not None and shape.duration not in config.durations:
+            raise InvalidValue(
+                f"Replicate model {model} makes clips of "
+                f"{' or '.join(str(d) for d in config.durations)} seconds; got duration "
+                f"{shape.duration}.",
+                param="duration",
+            )
+        if config.frame_range is not None:
+            low, high = config.frame_range
+            if not low <= shape.num_frames <= high:
+                rate = max(1, shape.fps)
+                shortest = max(1, math.ceil((low - 1) / rate))
+                longest = max(shortest, high // rate)
+                span = f"{shortest}" if shortest == longest else f"{shortest} to {longest}"
+                raise InvalidValue(
+                    f"Replicate model {model} makes {low} to {high} frames; this request "
+                    f"needs {shape.num_frames} ({shape.duration} s at {shape.fps} fps). At "
+                    f"{shape.fps} fps choose a duration of about {span} s, or change fps.",
+                    param="duration",
+                )
+
+    # -- jobs ----------------------------------------------------------------------------
+
+    async def submit(self, request: GenerationRequest) -> UpstreamJob:
+        config: ReplicateSettings = self.route_settings(request.settings)
+        body = self.build_input(config, request)
+
+        async def create(client: replicate.Client) -> Prediction:
+            if config.version_id is not None:
+                return await client.predictions.async_create(version=config.version_id, input=body)
+            return await client.predictions.async_create(model=config.ref, input=body)
+
+        prediction = await self._call(create, "creating the prediction")
+        if not prediction.id:
+            raise UpstreamError("replicate: the prediction was created without an id")
+        return UpstreamJob(id=prediction.id, data={"model": config.ref})
+
+    async def poll(self, job: UpstreamJob, request: GenerationRequest) -> UpstreamStatus:
+        async def get(client: replicate.Client) -> Prediction:
+            return await client.predictions.async_get(job.id)
+
+        prediction = await self._call(get, f"polling prediction {job.id}")
+        status = prediction.status
+        if status == "succeeded":
+            url = _output_url(prediction.output)
+            if url is None:
+                return UpstreamStatus(
+                    state="failed",
+                    error=UpstreamError(
+                        f"replicate: prediction {job.id} succeeded without a video URL"
+                    ),
+                )
+            return UpstreamStatus(state="succeeded", progress=1.0, video_url=url)
+        if status == "failed":
+            message = self._scrub(prediction.error or "the prediction failed")
+            code = MODERATION_BLOCKED if _MODERATION_RE.search(message) else UPSTREAM_ERROR
+            return UpstreamStatus(
+                state="failed",
+                error=UpstreamError(f"replicate: prediction {job.id} failed: {message}", code=code),
+            )
+        if status == "canceled":
+            return UpstreamStatus(
+                state="failed",
+                error=UpstreamError(f"replicate: prediction {job.id} was canceled"),
+            )
+        progress = prediction.progress
+        return UpstreamStatus(
+            state="pending", progress=None if progress is None else progress.percentage
+        )
+
+    async def cancel(self, job: UpstreamJob, request: GenerationRequest) -> None:
+        async def cancel(client: replicate.Client) -> Prediction:
+            return await client.predictions.async_cancel(job.id)
+
+        await self._call(cancel, f"canceling prediction {job.id}")
+
+    # -- request mapping -----------------------------------------------------------------
+
+    def build_input(self, config: ReplicateSettings, request: GenerationRequest) -> dict[str, Any]:
+        """The prediction's ``input``: the fixed inputs, then framegate's fields under the
+        model's input names."""
+        inputs = config.inputs
+        body: dict[str, Any] = dict(config.fixed_inputs)
+        body[inputs.prompt] = request.prompt
+        label = f"{request.width}x{request.height}"
+        if config.sizes is not None:
+            if label not in config.sizes:
+                raise UpstreamError(
+                    f"replicate: {config.ref} does not make {label} videos", code=UPSTREAM_INVALID
+                )
+            body.update(config.sizes[label])
+        fields: list[tuple[str | None, Any]] = [
+            (inputs.width, request.width),
+            (inputs.height, request.height),
+            (inputs.seed, request.seed),
+            (inputs.duration, max(1, round(request.duration))),
+            (inputs.fps, request.fps),
+            (inputs.num_frames, request.num_frames),
+            (inputs.negative_prompt, request.negative_prompt or None),
+        ]
+        for name, value in fields:
+            if name is not None and value is not None:
+                body[name] = value
+        if inputs.input_image is not None and request.input_image is not None:
+            body[inputs.input_image] = _frame_uri(request.input_image, request)
+        if inputs.last_image is not None and request.last_image is not None:
+            body[inputs.last_image] = _frame_uri(request.last_image, request)
+        return body
+
+    # -- transport -----------------------------------------------------------------------
+
+    async def _call(self, operation: Callable[[replicate.Client], Awaitable[T]], what: str) -> T:
+        """Run one SDK call against the configured base URL, mapping its failures."""
+        if not self.api_key:
+            raise UpstreamError(
+                "replicate: no API token is configured (FRAMEGATE_REPLICATE_API_TOKEN)",
+                code=UPSTREAM_AUTH,
+            )
+        last: dict[str, httpx.Headers] = {}
+
+        async def remember(response: httpx.Response) -> None:
+            last["headers"] = response.headers
+
+        # The SDK wraps its own transport in a layer that sleeps through 429/503/504 on
+        # GETs (up to 10 attempts, honouring Retry-After); framegate retries upstream calls
+        # itself, so a plain transport is mounted for every URL and a poll stays one request.
+        transport = httpx.AsyncHTTPTransport()
+        client = replicate.Client(
+            api_token=self.api_key,
+            base_url=self.base_url,
+            timeout=httpx.Timeout(self.timeout),
+            mounts={"all://": transport},
+            event_hooks={"response": [remember]},
+        )
+        try:
+            return await operation(client)
+        except ReplicateError as exc:
+            raise self._api_error(exc, last.get("headers"), what) from None
+        except httpx.TimeoutException as exc:
+            raise UpstreamError(
+                f"replicate: {what}: no answer within {self.timeout:g} s",
+                code=UPSTREAM_TIMEOUT,
+                retriable=True,
+            ) from exc
+        except httpx.HTTPError as exc:
+            raise unavailable(f"replicate: {what}: {type(exc).__name__}: {exc}") from exc
+        except (ValueError, TypeError) as exc:
+            # A body that is not JSON, or not a prediction.
+            raise UpstreamError(
+                f"replicate: {what}: unexpected answer: {self._scrub(str(exc))[:300]}"
+            ) from exc
+        finally:
+            await transport.aclose()
+
+    def _api_error(
+        self, exc: ReplicateError, headers: httpx.Headers | None, what: str
+    ) -> UpstreamError:
+        status = exc.status or 502
+        summary = "; ".join(part for part in (exc.title, exc.detail) if part) or "no detail"
+        message = f"replicate: {what}: HTTP {status}: {self._scrub(summary)}"
+        if status == 429:
+            return rate_limited(message, throttle_delay(exc.detail or "", headers or {}))
+        return classify_status(status, message, headers or httpx.Headers())
+
+    def _scrub(self, text: str) -> str:
+        return text.replace(self.api_key, "***") if self.api_key else text
+
+
+def throttle_delay(detail: str, headers: Mapping[str, str]) -> float | None:
+    """Seconds to wait after a 429: Retry-After, else the delay the message states."""
+    delay = retry_after_seconds(headers)
+    if delay is not None:
+        return delay
+    match = _THROTTLE_RE.search(detail)
+    return None if match is None else float(match[1])
+
+
+def _output_url(output: Any) -> str | None:
+    """The video URL in a prediction's output: a URL, a list of URLs, or an object."""
+    if isinstance(output, str):
+        return output if output.startswith(("https://", "http://")) else None
+    if isinstance(output, list):
+        candidates: list[Any] = output
+    elif isinstance(output, dict):
+        candidates = [output.get(key) for key in ("video", "output", "url")]
+        candidates += list(output.values())
+    else:
+        return None
+    for item in candidates:
+        url = _output_url(item)
+        if url is not None:
+            return url
+    return None
+
+
+def _frame_uri(image: Image.Image, request: GenerationRequest) -> str:
+    """The image cropped to the requested frame, as a PNG data URI (a JPEG one when the PNG
+    is over Replicate's 1 MB recommendation)."""
+    frame = image.convert("RGB")
+    size = (request.width, request.height)
+    if request.width > 0 and request.height > 0 and frame.size != size:
+        frame = ImageOps.fit(frame, size, method=Image.Resampling.LANCZOS)
+    data = _encode(frame, "PNG")
+    mime = "image/png"
+    if len(data) > MAX_DATA_URI_BYTES:
+        data = _encode(frame, "JPEG", quality=95)
+        mime = "image/jpeg"
+        if len(data) > MAX_DATA_URI_BYTES:
+            data = _encode(frame, "JPEG", quality=80)
+    return f"data:{mime};base64,{base64.b64encode(data).decode()}"
+
+
+def _encode(image: Image.Image, fmt: str, **options: Any) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format=fmt, **options)
+    return buffer.getvalue()
+
+
+def _route(
+    route_id: str,
+    name: str,
+    description: str,
+    settings: dict[str, Any],
+    capabilities: dict[str, Any],
+    pricing: dict[str, Any],
+    speed: dict[str, float],
+) -> dict[str, Any]:
+    return {
+        "id": route_id,
+        "name": name,
+        "description": description,
+        "kind": "video",
+        "engine": "replicate",
+        "settings": settings,
+        "capabilities": capabilities,
+        "pricing": pricing,
+        "speed": speed,
+    }
+
+
+# Catalog routes for Replicate (available once FRAMEGATE_REPLICATE_API_TOKEN is set).
+# Prices are placeholders in framegate credits.
+BUILTIN_ROUTES: list[dict[str, Any]] = [
+    _route(
+        "replicate:wavespeedai/wan-2.1-t2v-480p",
+        "Wan 2.1 T2V 480p (Replicate)",
+        "Wan 2.1 14B text-to-video at 480p, accelerated by WaveSpeedAI, on Replicate: "
+        "81 to 97 frames at 8 to 24 fps (5 s at 16 fps by default).",
+        {
+            "model": "wavespeedai/wan-2.1-t2v-480p",
+            "inputs": {
+                "prompt": "prompt",
+                "seed": "seed",
+                "fps": "frames_per_second",
+                "num_frames": "num_frames",
+            },
+            "sizes": {
+                "832x480": {"aspect_ratio": "16:9"},
+                "480x832": {"aspect_ratio": "9:16"},
+            },
+            "frame_range": [81, 100],
+        },
+        {
+            "text_to_video": True,
+            "min_duration": 4,
+            "max_duration": 12,
+            "default_duration": 5,
+            "min_fps": 8,
+            "max_fps": 24,
+            "default_fps": 16,
+            "frame_step": 4,
+            "max_frames": 97,
+            "sizes": ["832x480", "480x832"],
+            "default_size": "832x480",
+            "size_multiple": 16,
+        },
+        {"unit": "clip", "credits": {"480p": 9}},
+        {"base_seconds": 40.0, "seconds_per_megapixel_frame": 0.3},
+    ),
+    _route(
+        "replicate:minimax/video-01",
+        "MiniMax Hailuo video-01 (Replicate)",
+        "MiniMax video-01 (Hailuo) on Replicate: 6 s 720p clips at 25 fps from a prompt, "
+        "optionally starting from an image (first_frame_image).",
+        {
+            "model": "minimax/video-01",
+            "inputs": {"prompt": "prompt", "input_image": "first_frame_image"},
+            "sizes": {"1280x720": {}},
+        },
+        {
+            "text_to_video": True,
+            "image_to_video": True,
+            "min_duration": 6,
+            "max_duration": 6,
+            "default_duration": 6,
+            "min_fps": 25,
+            "max_fps": 25,
+            "default_fps": 25,
+            "sizes": ["1280x720"],
+            "default_size": "1280x720",
+            "size_multiple": 16,
+        },
+        {"unit": "clip", "credits": {"720p": 50}},
+        {"base_seconds": 180.0, "seconds_per_megapixel_frame": 0.2},
+    ),
+]

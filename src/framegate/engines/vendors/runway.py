@@ -1,0 +1,454 @@
+"""Runway (https://docs.dev.runwayml.com) through the official ``runwayml`` SDK.
+
+A generation is one task: ``POST /v1/text_to_video`` or ``POST /v1/image_to_video``
+answers ``{"id": ...}``; ``GET /v1/tasks/{id}`` then reports ``PENDING``/``THROTTLED``/
+``RUNNING`` (with ``progress`` in 0..1) until ``SUCCEEDED`` (``output``: a list of result
+URLs, signed and public) or ``FAILED`` (``failure`` and ``failureCode``; ``SAFETY.*`` codes
+are content moderation) or ``CANCELLED``; ``DELETE /v1/tasks/{id}`` cancels. Requests carry
+``Authorization: Bearer <key>`` and ``X-Runway-Version``.
+
+Sizes are Runway's ``ratio`` values (``"1280:720"`` is framegate's ``1280x720``), clips are
+whole seconds at 24 fps, and images go inline as data URIs (at most 5 MB each).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import runwayml
+from PIL import Image
+from pydantic import BaseModel, ConfigDict, model_validator
+
+from framegate.engines.base import GenerationRequest
+from framegate.engines.vendors.base import (
+    MODERATION_BLOCKED,
+    UPSTREAM_ERROR,
+    UPSTREAM_INVALID,
+    UPSTREAM_TIMEOUT,
+    UpstreamError,
+    UpstreamJob,
+    UpstreamStatus,
+    VendorEngine,
+    VendorShape,
+    classify_status,
+    image_data_uri,
+    unavailable,
+)
+from framegate.exceptions import InvalidValue
+
+logger = logging.getLogger(__name__)
+
+RUNWAY_VERSION = "2024-11-06"
+# Runway's clips are always 24 fps.
+RUNWAY_FPS = 24
+# promptText: 1..1000 UTF-16 code units.
+MAX_PROMPT_UNITS = 1000
+# A data URI must be under 5 MB (1024 * 1024 * 5 bytes), header included.
+MAX_DATA_URI = 5 * 1024 * 1024
+
+_GEN4_RATIOS = ("1280:720", "720:1280", "1104:832", "832:1104", "960:960", "1584:672")
+_VEO_RATIOS = ("1280:720", "720:1280", "1080:1920", "1920:1080")
+
+RunwayModel = Literal["gen4_turbo", "gen4.5", "veo3.1", "veo3.1_fast"]
+
+
+@dataclass(frozen=True, slots=True)
+class _ModelSpec:
+    """What one Runway model accepts (from the API reference / the SDK's parameter types)."""
+
+    text_ratios: tuple[str, ...]  # empty: image-to-video only
+    image_ratios: tuple[str, ...]
+    durations: tuple[int, ...]
+    last_frame: bool = False
+    negative_prompt: bool = False
+    audio: bool = False
+    content_moderation: bool = False
+
+
+MODELS: dict[str, _ModelSpec] = {
+    "gen4_turbo": _ModelSpec(
+        text_ratios=(), image_ratios=_GEN4_RATIOS, durations=(5, 10), content_moderation=True
+    ),
+    "gen4.5": _ModelSpec(
+        text_ratios=("1280:720", "720:1280"),
+        image_ratios=_GEN4_RATIOS,
+        durations=tuple(range(2, 11)),
+        content_moderation=True,
+    ),
+    "veo3.1": _ModelSpec(
+        text_ratios=_VEO_RATIOS,
+        image_ratios=_VEO_RATIOS,
+        durations=(4, 6, 8),
+        last_frame=True,
+        negative_prompt=True,
+        audio=True,
+    ),
+    "veo3.1_fast": _ModelSpec(
+        text_ratios=_VEO_RATIOS,
+        image_ratios=_VEO_RATIOS,
+        durations=(4, 6, 8),
+        last_frame=True,
+        negative_prompt=True,
+        audio=True,
+    ),
+}
+
+
+class RunwaySettings(BaseModel):
+    """A Runway route's ``settings``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    # Runway's model name.
+    model: RunwayModel
+    # Veo models only: generate an audio track (Runway prices it higher).
+    audio: bool = False
+    # Gen-4 models only: contentModeration.publicFigureThreshold ("low" is less strict about
+    # recognisable public figures); omitted when None (Runway's default, "auto").
+    public_figure_threshold: Literal["auto", "low"] | None = None
+
+    @model_validator(mode="after")
+    def _fits_model(self) -> RunwaySettings:
+        spec = MODELS[self.model]
+        if self.audio and not spec.audio:
+            raise ValueError(f"audio is not available for Runway model {self.model!r}")
+        if self.public_figure_threshold is not None and not spec.content_moderation:
+            raise ValueError(
+                f"public_figure_threshold is not available for Runway model {self.model!r}"
+            )
+        return self
+
+
+def _sizes(ratios: tuple[str, ...]) -> str:
+    return ", ".join(r.replace(":", "x") for r in ratios)
+
+
+def _durations(values: tuple[int, ...]) -> str:
+    if len(values) > 2 and values == tuple(range(values[0], values[-1] + 1)):
+        return f"{values[0]} to {values[-1]}"
+    return " or ".join(str(v) for v in values)
+
+
+def _prompt_units(text: str) -> int:
+    return len(text.encode("utf-16-le")) // 2
+
+
+def _image_uri(image: Image.Image) -> str:
+    """The image as a data URI under Runway's 5 MB limit: PNG, else JPEG, else smaller."""
+    uri = image_data_uri(image, "PNG")
+    if len(uri) < MAX_DATA_URI:
+        return uri
+    current = image.convert("RGB")
+    while True:
+        uri = image_data_uri(current, "JPEG")
+        if len(uri) < MAX_DATA_URI or min(current.size) <= 64:
+            return uri
+        width, height = current.size
+        current = current.resize((max(1, width * 3 // 4), max(1, height * 3 // 4)))
+
+
+class RunwayEngine(VendorEngine):
+    name = "runway"
+    settings_model = RunwaySettings
+    # Runway asks clients not to poll a task more often than every 5 seconds.
+    default_poll_interval = 5.0
+
+    def __init__(
+        self,
+        *,
+        api_key: str | None,
+        base_url: str,
+        timeout: float = 30.0,
+        poll_interval: float | None = None,
+        runway_version: str = RUNWAY_VERSION,
+    ) -> None:
+        super().__init__(
+            api_key=api_key, base_url=base_url, timeout=timeout, poll_interval=poll_interval
+        )
+        self.runway_version = runway_version
+
+    # -- catalog -------------------------------------------------------------------------
+
+    def refuse(self, settings: Mapping[str, Any], shape: VendorShape) -> None:
+        config: RunwaySettings = self.route_settings(settings)
+        model = config.model
+        spec = MODELS[model]
+        if not shape.has_image and not spec.text_ratios:
+            raise InvalidValue(
+                f"Runway {model} is image-to-video only: give input_image (the first frame).",
+                param="input_image",
+            )
+        if shape.has_last_image:
+            if not spec.last_frame:
+                raise InvalidValue(
+                    f"Runway {model} does not take a last frame: drop last_image (Runway's "
+                    "veo3.1 and veo3.1_fast models do).",
+                    param="last_image",
+                )
+            if not shape.has_image:
+                raise InvalidValue(
+                    f"Runway {model} needs input_image as the first frame to use last_image.",
+                    param="input_image",
+                )
+        if shape.has_negative_prompt and not spec.negative_prompt:
+            raise InvalidValue(
+                f"Runway {model} does not take a negative prompt: drop negative_prompt.",
+                param="negative_prompt",
+            )
+        ratios = spec.image_ratios if shape.has_image else spec.text_ratios
+        if f"{shape.width}:{shape.height}" not in ratios:
+            mode = "image-to-video" if shape.has_image else "text-to-video"
+            raise InvalidValue(
+                f"size {shape.width}x{shape.height} is not offered by Runway {model} for "
+                f"{mode}; choose one of: {_sizes(ratios)}.",
+                param="size",
+            )
+        if shape.fps != RUNWAY_FPS:
+            raise InvalidValue(
+                f"Runway {model} makes {RUNWAY_FPS} fps clips only; set fps to {RUNWAY_FPS} "
+                f"(got {shape.fps}).",
+                param="fps",
+            )
+        if shape.duration not in spec.durations:
+            raise InvalidValue(
+                f"duration must be {_durations(spec.durations)} seconds for Runway {model}; "
+                f"got {shape.duration}.",
+                param="duration",
+            )
+        if shape.num_frames != shape.duration * RUNWAY_FPS:
+            raise InvalidValue(
+                f"Runway {model} makes whole seconds at {RUNWAY_FPS} fps: num_frames must be "
+                f"{shape.duration * RUNWAY_FPS} for a {shape.duration} s clip (or give "
+                f"duration instead); got {shape.num_frames}.",
+                param="num_frames",
+            )
+
+    # -- jobs ----------------------------------------------------------------------------
+
+    def _client(self) -> runwayml.AsyncRunwayML:
+        if not self.api_key:
+            raise UpstreamError("runway: no API key is configured", code="upstream_auth")
+        return runwayml.AsyncRunwayML(
+            api_key=self.api_key,
+            base_url=self.base_url,
+            runway_version=self.runway_version,
+            timeout=self.timeout,
+            # framegate's scheduler owns retries (and honours Retry-After).
+            max_retries=0,
+        )
+
+    def _arguments(self, request: GenerationRequest, config: RunwaySettings) -> dict[str, Any]:
+        spec = MODELS[config.model]
+        prompt = request.prompt.strip()
+        if _prompt_units(prompt) > MAX_PROMPT_UNITS:
+            raise UpstreamError(
+                f"runway: the prompt is {_prompt_units(prompt)} UTF-16 code units long; "
+                f"Runway accepts at most {MAX_PROMPT_UNITS}.",
+                code=UPSTREAM_INVALID,
+            )
+        arguments: dict[str, Any] = {
+            "model": config.model,
+            "ratio": f"{request.width}:{request.height}",
+            "duration": round(request.duration),
+            "seed": request.seed,
+        }
+        if prompt:
+            arguments["prompt_text"] = prompt
+        if request.negative_prompt and spec.negative_prompt:
+            arguments["negative_prompt"] = request.negative_prompt
+        if spec.audio:
+            arguments["audio"] = config.audio
+        if config.public_figure_threshold is not None:
+            arguments["content_moderation"] = {
+                "public_figure_threshold": config.public_figure_threshold
+            }
+        if request.input_image is not None:
+            first = _image_uri(request.input_image)
+            if request.last_image is not None:
+                arguments["prompt_image"] = [
+                    {"uri": first, "position": "first"},
+                    {"uri": _image_uri(request.last_image), "position": "last"},
+                ]
+            else:
+                arguments["prompt_image"] = first
+        return arguments
+
+    async def submit(self, request: GenerationRequest) -> UpstreamJob:
+        config: RunwaySettings = self.route_settings(request.settings)
+        arguments = self._arguments(request, config)
+        image = "prompt_image" in arguments
+        try:
+            async with self._client() as client:
+                if image:
+                    created = await client.image_to_video.create(**arguments)
+                else:
+                    created = await client.text_to_video.create(**arguments)
+        except runwayml.RunwayMLError as exc:
+            raise self._error(exc, "starting the task") from exc
+        task_id = getattr(created, "id", None)
+        if not isinstance(task_id, str) or not task_id:
+            raise UpstreamError("runway: the task was accepted without an id")
+        mode = "image_to_video" if image else "text_to_video"
+        return UpstreamJob(id=task_id, data={"model": config.model, "endpoint": mode})
+
+    async def poll(self, job: UpstreamJob, request: GenerationRequest) -> UpstreamStatus:
+        try:
+            async with self._client() as client:
+                task = await client.tasks.retrieve(job.id)
+        except runwayml.RunwayMLError as exc:
+            raise self._error(exc, "checking the task") from exc
+        # The API's own field names (the SDK's typed union is lenient about its variants).
+        data = task.to_dict(mode="json")
+        status = data.get("status")
+        if status in ("PENDING", "THROTTLED"):
+            return UpstreamStatus(state="pending")
+        if status == "RUNNING":
+            progress = data.get("progress")
+            fraction = (
+                min(1.0, max(0.0, float(progress))) if isinstance(progress, int | float) else None
+            )
+            return UpstreamStatus(state="pending", progress=fraction)
+        if status == "SUCCEEDED":
+            output = data.get("output")
+            if isinstance(output, list) and output and isinstance(output[0], str):
+                return UpstreamStatus(state="succeeded", progress=1.0, video_url=output[0])
+            return UpstreamStatus(
+                state="failed",
+                error=UpstreamError(f"runway: task {job.id} succeeded without an output URL"),
+            )
+        if status == "FAILED":
+            return UpstreamStatus(state="failed", error=self._task_failure(job.id, data))
+        if status == "CANCELLED":
+            return UpstreamStatus(
+                state="failed",
+                error=UpstreamError(f"runway: task {job.id} was cancelled or deleted upstream"),
+            )
+        return UpstreamStatus(
+            state="failed",
+            error=UpstreamError(f"runway: task {job.id} has an unknown status {status!r}"),
+        )
+
+    async def cancel(self, job: UpstreamJob, request: GenerationRequest) -> None:
+        """``DELETE /v1/tasks/{id}``: cancels a pending or running task (best effort)."""
+        try:
+            async with self._client() as client:
+                await client.tasks.delete(job.id)
+        except (runwayml.RunwayMLError, UpstreamError) as exc:
+            logger.warning("runway: cancelling task %s failed: %s", job.id, self._scrub(str(exc)))
+
+    # -- errors --------------------------------------------------------------------------
+
+    def _scrub(self, text: str) -> str:
+        if self.api_key and self.api_key in text:
+            text = text.replace(self.api_key, "[key]")
+        return text
+
+    def _task_failure(self, task_id: str, data: Mapping[str, Any]) -> UpstreamError:
+        failure = str(data.get("failure") or "the task failed")
+        code = data.get("failureCode")
+        detail = f"{failure} ({code})" if code else failure
+        message = self._scrub(f"runway: task {task_id} failed: {detail}")
+        # SAFETY.INPUT.* / SAFETY.OUTPUT.* and INPUT_PREPROCESSING.SAFETY.*: moderation.
+        if isinstance(code, str) and (
+            code.startswith("SAFETY") or code.startswith("INPUT_PREPROCESSING.SAFETY")
+        ):
+            return UpstreamError(message, code=MODERATION_BLOCKED)
+        return UpstreamError(message, code=UPSTREAM_ERROR)
+
+    def _error(self, exc: runwayml.RunwayMLError, action: str) -> UpstreamError:
+        if isinstance(exc, runwayml.APITimeoutError):
+            return UpstreamError(
+                f"runway: {action} timed out", code=UPSTREAM_TIMEOUT, retriable=True
+            )
+        if isinstance(exc, runwayml.APIConnectionError):
+            return unavailable(f"runway: {action} failed: could not reach {self.base_url}")
+        if isinstance(exc, runwayml.APIStatusError):
+            response = exc.response
+            message = self._scrub(
+                f"runway: {action} failed: HTTP {response.status_code}: {_describe(exc.body)}"
+            )
+            return classify_status(response.status_code, message, response.headers)
+        return UpstreamError(self._scrub(f"runway: {action} failed: {exc}"))
+
+
+def _describe(body: object) -> str:
+    """Runway's error envelope: ``{"error": "...", "issues": [{"message", "path"}...]}``."""
+    if isinstance(body, Mapping):
+        text = str(body.get("error") or "no error message")
+        issues = body.get("issues")
+        if isinstance(issues, list):
+            details = []
+            for issue in issues[:5]:
+                if isinstance(issue, Mapping):
+                    path = ".".join(str(p) for p in issue.get("path") or [])
+                    note = str(issue.get("message") or "")
+                    details.append(f"{path}: {note}" if path else note)
+            if details:
+                text = f"{text} ({'; '.join(details)})"
+        return text[:500]
+    if isinstance(body, str) and body:
+        return body[:500]
+    return "no error message"
+
+
+BUILTIN_ROUTES: list[dict[str, Any]] = [
+    {
+        "id": "runway-gen4",
+        "name": "Runway Gen-4 Turbo",
+        "description": (
+            "Runway's Gen-4 Turbo (gen4_turbo) through the Runway API: image-to-video only "
+            "(input_image is the first frame), 5 or 10 second clips at 24 fps in six "
+            "sizes. Needs FRAMEGATE_RUNWAY_API_KEY."
+        ),
+        "kind": "video",
+        "engine": "runway",
+        "settings": {"model": "gen4_turbo"},
+        "capabilities": {
+            "text_to_video": False,
+            "image_to_video": True,
+            "first_last_frame": False,
+            "min_duration": 5,
+            "max_duration": 10,
+            "default_duration": 5,
+            "min_fps": RUNWAY_FPS,
+            "max_fps": RUNWAY_FPS,
+            "default_fps": RUNWAY_FPS,
+            "sizes": [r.replace(":", "x") for r in _GEN4_RATIOS],
+            "default_size": "1280x720",
+            "size_multiple": 8,
+        },
+        "pricing": {"unit": "second", "credits": {"720p": 5, "1080p": 5}},
+        "speed": {"base_seconds": 30.0, "seconds_per_megapixel_frame": 0.3},
+    },
+    {
+        "id": "runway-gen4.5",
+        "name": "Runway Gen-4.5",
+        "description": (
+            "Runway's Gen-4.5 (gen4.5) through the Runway API: text-to-video (1280x720 or "
+            "720x1280) and image-to-video (six sizes), 2 to 10 second clips at 24 fps. "
+            "Needs FRAMEGATE_RUNWAY_API_KEY."
+        ),
+        "kind": "video",
+        "engine": "runway",
+        "settings": {"model": "gen4.5"},
+        "capabilities": {
+            "text_to_video": True,
+            "image_to_video": True,
+            "first_last_frame": False,
+            "min_duration": 2,
+            "max_duration": 10,
+            "default_duration": 5,
+            "min_fps": RUNWAY_FPS,
+            "max_fps": RUNWAY_FPS,
+            "default_fps": RUNWAY_FPS,
+            "sizes": [r.replace(":", "x") for r in _GEN4_RATIOS],
+            "default_size": "1280x720",
+            "size_multiple": 8,
+        },
+        "pricing": {"unit": "second", "credits": {"720p": 12, "1080p": 12}},
+        "speed": {"base_seconds": 40.0, "seconds_per_megapixel_frame": 0.6},
+    },
+]
