@@ -17,10 +17,11 @@ from framegate import __version__
 from framegate.api import ROUTERS
 from framegate.config import Settings
 from framegate.engines.registry import EngineRegistry
-from framegate.exceptions import BadRequest, ErrorResponse, FramegateError, InvalidValue
+from framegate.exceptions import ErrorResponse, FramegateError
 from framegate.idempotency.middleware import IdempotencyMiddleware
 from framegate.kit.body_limit import BodySizeLimitMiddleware
 from framegate.kit.request_id import RequestIdMiddleware
+from framegate.kit.validation import from_validation
 from framegate.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -59,7 +60,8 @@ def create_app(
         lifespan=lifespan,
     )
     # Outermost last: request id → body size limit → idempotency → routes.
-    app.add_middleware(IdempotencyMiddleware)
+    # PixVerse's clients send their idempotency key as Ai-trace-id.
+    app.add_middleware(IdempotencyMiddleware, header_aliases=(b"ai-trace-id",))
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_request_bytes)
     app.add_middleware(RequestIdMiddleware)
     for router in ROUTERS:
@@ -119,7 +121,7 @@ def _install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
-        return _envelope(request, _from_validation(exc.errors()))
+        return _envelope(request, from_validation(exc.errors()))
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
@@ -140,27 +142,3 @@ def _install_error_handlers(app: FastAPI) -> None:
 
 
 _HTTP_CODES = {404: "not_found", 405: "method_not_allowed"}
-
-
-def _from_validation(errors: Any) -> FramegateError:
-    first = errors[0] if errors else {"loc": (), "msg": "invalid request", "type": ""}
-    loc = [str(p) for p in first.get("loc", ()) if p not in ("body", "query", "path", "header")]
-    param = ".".join(loc) or None
-    message = str(first.get("msg", "invalid value"))
-    kind = first.get("type", "")
-    if kind == "missing" and param is None:
-        return BadRequest(
-            "The request needs a JSON body; see the API reference for its fields.",
-            code="missing_body",
-        )
-    if kind == "json_invalid":
-        return BadRequest("The body is not valid JSON.", code="invalid_json")
-    if kind == "extra_forbidden":
-        return InvalidValue(
-            f"Unknown field {param!r}. Check the field name against the API reference.",
-            param=param,
-            code="unknown_parameter",
-        )
-    if kind == "missing":
-        return InvalidValue(f"{param} is required.", param=param, code="missing_parameter")
-    return InvalidValue(f"{param}: {message}" if param else message, param=param)

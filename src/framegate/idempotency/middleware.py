@@ -20,6 +20,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from framegate.db import transaction
 from framegate.exceptions import BadRequest, Conflict, FramegateError, InvalidValue
 from framegate.idempotency.repository import idempotency_repository
+from framegate.kit.credentials import credentials
 from framegate.kit.ids import new_id
 from framegate.kit.time import as_utc, utcnow
 from framegate.models import IdempotencyKey
@@ -70,11 +71,9 @@ class IdempotencyMiddleware:
                 code="invalid_idempotency_key",
             )
         runtime = scope["app"].state.runtime
-        authorization = next(
-            (v.decode("latin-1") for k, v in scope["headers"] if k == b"authorization"), None
-        )
+        headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
         try:
-            auth = await runtime.keys.authenticate(authorization)
+            auth = await runtime.keys.authenticate(credentials(headers))
         except FramegateError:
             # Unauthenticated requests store nothing; the route answers 401 itself.
             await self.app(scope, receive, send)

@@ -45,6 +45,9 @@ class Task(TimestampMixin, Base):
     )
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    # A random integer alias (below 2**53, exact in JavaScript) for dialects whose ids are
+    # numbers (PixVerse's video_id).
+    number: Mapped[int | None] = mapped_column(BigInteger, nullable=True, unique=True)
     account_id: Mapped[str] = mapped_column(
         ForeignKey("accounts.id", ondelete="CASCADE"), nullable=False
     )

@@ -14,6 +14,8 @@ class Upload(TimestampMixin, Base):
     __tablename__ = "uploads"
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    # A random integer alias below 2**53 (PixVerse's img_id).
+    number: Mapped[int | None] = mapped_column(BigInteger, nullable=True, unique=True)
     account_id: Mapped[str] = mapped_column(
         ForeignKey("accounts.id", ondelete="CASCADE"), index=True, nullable=False
     )

@@ -60,6 +60,10 @@ class TaskRepository:
         )
         return (await session.execute(statement)).scalar_one_or_none()
 
+    async def get_by_number(self, session: AsyncSession, number: int) -> Task | None:
+        statement = select(Task).where(Task.number == number)
+        return (await session.execute(statement)).scalar_one_or_none()
+
     async def next_due_parked_id(self, session: AsyncSession, now: datetime) -> str | None:
         """The parked upstream task whose next poll is the most overdue."""
         statement = (

@@ -246,6 +246,7 @@ class TaskService:
         limits = await self._limits.plan_for(auth.account.plan)
         task = Task(
             id=new_id("task"),
+            number=secrets.randbelow(2**53 - 1) + 1,
             account_id=auth.account.id,
             api_key_id=auth.key.id,
             type=task_type,
@@ -277,6 +278,14 @@ class TaskService:
 
     async def get(self, account_id: str, task_id: str) -> Task:
         return (await self._entry(account_id, task_id)).task
+
+    async def get_by_number(self, account_id: str, number: int) -> Task:
+        """A task by its integer alias (dialects with numeric ids)."""
+        async with self._read_sessionmaker() as session:
+            task = await task_repository.get_by_number(session, number)
+        if task is None or task.account_id != account_id:
+            raise NotFound(f"No task {number}.", param="task_id", code="task_not_found")
+        return await self.get(account_id, task.id)
 
     async def render(self, account_id: str, task_id: str, absolute: Callable[[str], str]) -> bytes:
         """The task's JSON as GET /v1/tasks/{id} answers it, rendered at most once per change

@@ -48,7 +48,8 @@ class ReceivedUpload:
 
     path: Path
     size: int
-    filename: str
+    # None when the form had no file part (and none was required).
+    filename: str | None
     fields: dict[str, str] = field(default_factory=dict)
 
 
@@ -79,8 +80,16 @@ class _FormReader:
     and queued for writing (refused the moment they pass ``max_file_bytes``); the small
     text fields are kept in memory, each capped."""
 
-    def __init__(self, max_file_bytes: int) -> None:
+    def __init__(
+        self,
+        max_file_bytes: int,
+        file_field: str = FILE_FIELD,
+        text_fields: frozenset[str] | None = TEXT_FIELDS,
+    ) -> None:
         self.max_file_bytes = max_file_bytes
+        self.file_field = file_field
+        # None: any text field (a dialect's form carries its whole request).
+        self.text_fields = text_fields
         self.file_bytes = 0
         self.filename: str | None = None
         self.fields: dict[str, str] = {}
@@ -142,22 +151,24 @@ class _FormReader:
             raise BadRequest(
                 f"A form part has no field name. {_MULTIPART_HINT}", code="invalid_multipart"
             )
-        if name != FILE_FIELD and name not in TEXT_FIELDS:
+        allowed = self.text_fields
+        if name != self.file_field and allowed is not None and name not in allowed:
             raise InvalidValue(
-                f"Unknown field {name!r}; the fields are 'file' and 'purpose'.",
+                f"Unknown field {name!r}; the fields are {self.file_field!r} and "
+                f"{', '.join(repr(f) for f in sorted(allowed))}.",
                 param=name,
                 code="unknown_parameter",
             )
-        if name == FILE_FIELD:
+        if name == self.file_field:
             if self.filename is not None:
                 raise InvalidValue(
-                    "Send one file per upload request.", param=FILE_FIELD, code="too_many_files"
+                    "Send one file per request.", param=self.file_field, code="too_many_files"
                 )
             self.filename = _clean_filename(options.get(b"filename", b""))
         self._part = name
 
     def _part_data(self, data: bytes, start: int, end: int) -> None:
-        if self._part == FILE_FIELD:
+        if self._part == self.file_field:
             self.file_bytes += end - start
             if self.file_bytes > self.max_file_bytes:
                 raise file_too_large(self.max_file_bytes)
@@ -169,7 +180,7 @@ class _FormReader:
             raise InvalidValue(f"{self._part} is too long.", param=self._part)
 
     def _part_end(self) -> None:
-        if self._part is None or self._part == FILE_FIELD:
+        if self._part is None or self._part == self.file_field:
             return
         try:
             self.fields[self._part] = self._text.decode("utf-8")
@@ -231,10 +242,17 @@ async def receive_upload(
     content_type: str | None,
     scratch_dir: Path,
     max_file_bytes: int,
+    file_field: str = FILE_FIELD,
+    text_fields: frozenset[str] | None = TEXT_FIELDS,
+    file_required: bool = True,
 ) -> ReceivedUpload:
-    """Stream the body's ``file`` part into a scratch file, refusing it past ``max_file_bytes``."""
+    """Stream the body's file part into a scratch file, refusing it past ``max_file_bytes``.
+
+    ``file_field`` names the file part and ``text_fields`` the text fields allowed beside
+    it (None: any). Without a file part and ``file_required`` false, ``filename`` is None.
+    """
     boundary = multipart_boundary(content_type)
-    reader = _FormReader(max_file_bytes)
+    reader = _FormReader(max_file_bytes, file_field, text_fields)
     try:
         parser = MultipartParser(boundary, reader.callbacks())
     except FormParserError:
@@ -245,9 +263,11 @@ async def receive_upload(
     try:
         with path.open("wb") as handle:
             await _pump(chunks, parser, reader, handle, max_file_bytes + FRAMING_ALLOWANCE)
-        if reader.filename is None:
+        if reader.filename is None and file_required:
             raise InvalidValue(
-                f"file is required. {_MULTIPART_HINT}", param=FILE_FIELD, code="missing_parameter"
+                f"{file_field} is required. {_MULTIPART_HINT}",
+                param=file_field,
+                code="missing_parameter",
             )
     except BaseException:
         path.unlink(missing_ok=True)

@@ -21,6 +21,12 @@ class UploadRepository:
         statement = select(Upload).where(Upload.id == upload_id, Upload.account_id == account_id)
         return (await session.execute(statement)).scalar_one_or_none()
 
+    async def get_by_number(
+        self, session: AsyncSession, account_id: str, number: int
+    ) -> Upload | None:
+        statement = select(Upload).where(Upload.number == number, Upload.account_id == account_id)
+        return (await session.execute(statement)).scalar_one_or_none()
+
     async def expired(self, session: AsyncSession, now: datetime, limit: int) -> list[Upload]:
         statement = (
             select(Upload)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import secrets
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
@@ -19,6 +20,7 @@ from framegate.uploads.receive import (
     FILE_FIELD,
     FRAMING_ALLOWANCE,
     PURPOSE_FIELD,
+    TEXT_FIELDS,
     ReceivedUpload,
     file_too_large,
     receive_upload,
@@ -84,20 +86,53 @@ class UploadService:
         content_length: str | None,
     ) -> Upload:
         """Receive, decode and store one upload; the caller commits."""
+        upload, _fields = await self.create_from_form(
+            session,
+            account_id,
+            chunks,
+            content_type=content_type,
+            content_length=content_length,
+        )
+        assert upload is not None  # the file part is required here
+        return upload
+
+    async def create_from_form(
+        self,
+        session: AsyncSession,
+        account_id: str,
+        chunks: AsyncIterator[bytes],
+        *,
+        content_type: str | None,
+        content_length: str | None,
+        file_field: str = FILE_FIELD,
+        text_fields: frozenset[str] | None = TEXT_FIELDS,
+        file_required: bool = True,
+        purpose: UploadPurpose | None = None,
+    ) -> tuple[Upload | None, dict[str, str]]:
+        """Receive a multipart form: its file part becomes an upload (decoded, typed,
+        stored; the caller commits) and its text fields come back as they are. Dialects
+        whose requests are forms (an image plus the request's fields) use this with their
+        own field names."""
         self.check_declared_length(content_length)
         received = await receive_upload(
             chunks,
             content_type=content_type,
             scratch_dir=self._scratch_dir,
             max_file_bytes=self.stream_limit,
+            file_field=file_field,
+            text_fields=text_fields,
+            file_required=file_required,
         )
+        if received.filename is None:
+            await asyncio.to_thread(received.path.unlink, missing_ok=True)
+            return None, received.fields
         upload_id = new_id(_ID_PREFIX)
         try:
-            purpose = _purpose(received)
+            wanted = purpose if purpose is not None else _purpose(received)
             media = await asyncio.to_thread(
-                identify, received.path, received.size, limits=self._limits, param=FILE_FIELD
+                identify, received.path, received.size, limits=self._limits, param=file_field
             )
-            _check_purpose(purpose, media)
+            _check_purpose(wanted, media)
             key = upload_key(upload_id, media.extension)
             size = await self._storage.put_file(key, received.path, media.content_type)
         finally:
@@ -105,6 +140,7 @@ class UploadService:
         now = utcnow()
         upload = Upload(
             id=upload_id,
+            number=secrets.randbelow(2**53 - 1) + 1,
             account_id=account_id,
             key=key,
             kind=media.kind.value,
@@ -116,7 +152,14 @@ class UploadService:
             created_at=now,
             expires_at=now + timedelta(days=self._retention_days),
         )
-        return await upload_repository.add(session, upload)
+        return await upload_repository.add(session, upload), received.fields
+
+    async def get_by_number(self, session: AsyncSession, account_id: str, number: int) -> Upload:
+        """An upload by its integer alias (dialects with numeric ids: PixVerse's img_id)."""
+        upload = await upload_repository.get_by_number(session, account_id, number)
+        if upload is None or upload.deleted_at is not None:
+            raise NotFound(f"No upload {number} in this account.", param="upload_id")
+        return upload
 
     async def get(self, session: AsyncSession, account_id: str, upload_id: str) -> Upload:
         upload = await upload_repository.get(session, account_id, upload_id)
