@@ -55,6 +55,8 @@ async def test_every_route_is_documented_with_the_error_envelope(
         assert operation.get("summary") and operation.get("description"), (method, path)
         errors = {s: r for s, r in operation["responses"].items() if s[0] in "45"}
         assert errors, f"{method} {path} documents no error response"
+        if any(tag.startswith("compat:") for tag in operation.get("tags", [])):
+            continue  # other vendors' dialects answer in their own envelopes
         for status, response in errors.items():
             schema = response["content"]["application/json"]["schema"]
             assert schema == ENVELOPE, (method, path, status)

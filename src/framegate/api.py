@@ -6,6 +6,10 @@ from fastapi import APIRouter
 
 from framegate.accounts.endpoints import router as accounts_router
 from framegate.catalog.endpoints import router as catalog_router
+from framegate.compat.aimlapi import router as aimlapi_router
+from framegate.compat.openai_videos import router as openai_videos_router
+from framegate.compat.pixelapi import router as pixelapi_router
+from framegate.compat.pixverse import router as pixverse_router
 from framegate.credits.endpoints import router as credits_router
 from framegate.keys.endpoints import router as keys_router
 from framegate.storage.endpoints import router as files_router
@@ -36,4 +40,9 @@ ROUTERS: tuple[APIRouter, ...] = (
     uploads_router,
     usage_router,
     meta_router,
+    # Other vendors' dialects: the same services in their request and error shapes.
+    openai_videos_router,
+    pixelapi_router,
+    pixverse_router,
+    aimlapi_router,
 )

@@ -84,10 +84,13 @@ def _use_error_envelope_in_openapi(app: FastAPI) -> None:
                 routes=app.routes,
             )
             envelope = {"$ref": "#/components/schemas/ErrorResponse"}
+            fastapi_422 = {"$ref": "#/components/schemas/HTTPValidationError"}
             for path in schema.get("paths", {}).values():
                 for operation in path.values():
                     invalid = operation.get("responses", {}).get("422")
-                    if invalid is not None:
+                    content = (invalid or {}).get("content", {}).get("application/json", {})
+                    # Only FastAPI's own 422 body (dialects document their own envelopes).
+                    if invalid is not None and content.get("schema") == fastapi_422:
                         invalid["description"] = "A field has an invalid value"
                         invalid["content"] = {"application/json": {"schema": envelope}}
             components = schema.setdefault("components", {}).setdefault("schemas", {})

@@ -28,7 +28,10 @@ async def get_session(runtime: RuntimeDep) -> AsyncIterator[AsyncSession]:
         yield session
 
 
-SessionDep = Annotated[AsyncSession, Depends(get_session)]
+# Closed when the route returns, before the response is sent: an error rendered inside a
+# route (the dialects) must not keep a SQLite write transaction open while the
+# idempotency layer stores the response.
+SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
 
 
 async def get_read_session(runtime: RuntimeDep) -> AsyncIterator[AsyncSession]:
@@ -37,7 +40,7 @@ async def get_read_session(runtime: RuntimeDep) -> AsyncIterator[AsyncSession]:
         yield session
 
 
-ReadSessionDep = Annotated[AsyncSession, Depends(get_read_session)]
+ReadSessionDep = Annotated[AsyncSession, Depends(get_read_session, scope="function")]
 
 
 # Documents the scheme in OpenAPI; the header itself is checked by the key service so that

@@ -125,7 +125,13 @@ class UpstreamStep:
                 state.update(job=job.data, polls=0, retries=0, interval=self._options.poll_seconds)
                 state["submitted_at"] = utcnow().isoformat()
                 log.info("task %s submitted to %s as %s", task.id, route.id, job.id)
-                await self._park(task, worker_id, state, job.id, self._options.poll_seconds, 1)
+                parked = await self._park(
+                    task, worker_id, state, job.id, self._options.poll_seconds, 1
+                )
+                if not parked:
+                    # Cancelled (or reclaimed) while the vendor was answering: the job
+                    # would otherwise run, and bill, with nobody waiting for it.
+                    await self._cancel_orphan(engine, job, request)
                 return None
             job = UpstreamJob(task.engine_task_id, dict(state.get("job") or {}))
             status = await engine.poll(job, request)
@@ -297,6 +303,14 @@ class UpstreamStep:
             return True
         return False
 
+    async def _cancel_orphan(
+        self, engine: VendorEngine, job: UpstreamJob, request: GenerationRequest
+    ) -> None:
+        try:
+            await engine.cancel(job, request)
+        except Exception:
+            log.warning("cancelling orphaned upstream job %s failed", job.id, exc_info=True)
+
     async def _fail(self, task: Task, worker_id: str, exc: UpstreamError) -> None:
         code = exc.code if exc.code else UPSTREAM_ERROR
         message = exc.message.rstrip(".")
@@ -312,9 +326,9 @@ class UpstreamStep:
         engine_task_id: str | None,
         delay: float,
         progress: int,
-    ) -> None:
+    ) -> bool:
         until = utcnow() + timedelta(seconds=max(0.0, delay))
-        await self._lifecycle.park(
+        return await self._lifecycle.park(
             task,
             worker_id,
             until=until,

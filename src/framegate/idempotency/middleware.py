@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Any
 
+from python_multipart.multipart import parse_options_header
 from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -128,21 +129,11 @@ class IdempotencyMiddleware:
         status = 500
         content_type = "application/json"
         chunks: list[bytes] = []
+        finished = False
 
-        async def capture(message: Message) -> None:
-            nonlocal status, content_type
-            if message["type"] == "http.response.start":
-                status = message["status"]
-                for name, value in message.get("headers", []):
-                    if name == b"content-type":
-                        content_type = value.decode("latin-1")
-            elif message["type"] == "http.response.body":
-                chunks.append(message.get("body", b""))
-            await send(message)
-
-        try:
-            await self.app(scope, _replaying(body), capture)
-        finally:
+        async def finish() -> None:
+            nonlocal finished
+            finished = True
             async with transaction(runtime.sessionmaker) as session:
                 if status >= 500 or status in _NOT_STORED:
                     await idempotency_repository.delete(session, row_id)
@@ -154,6 +145,27 @@ class IdempotencyMiddleware:
                         headers={"content-type": content_type},
                         body=b"".join(chunks),
                     )
+
+        async def capture(message: Message) -> None:
+            nonlocal status, content_type
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                for name, value in message.get("headers", []):
+                    if name == b"content-type":
+                        content_type = value.decode("latin-1")
+            elif message["type"] == "http.response.body":
+                chunks.append(message.get("body", b""))
+                if not message.get("more_body", False):
+                    # Stored before the client sees the end of the response, so a retry
+                    # right after it is a replay, never a 409 "still in progress".
+                    await finish()
+            await send(message)
+
+        try:
+            await self.app(scope, _replaying(body), capture)
+        finally:
+            if not finished:
+                await finish()
 
 
 def _is_stale(row: IdempotencyKey, now: Any) -> bool:
@@ -188,8 +200,19 @@ def _fingerprint(scope: Scope, body: bytes) -> str:
     digest.update(f"{scope['method']} {scope['path']}?".encode())
     digest.update(scope.get("query_string", b""))
     digest.update(b"\n")
-    digest.update(body)
+    digest.update(_without_boundary(scope, body))
     return digest.hexdigest()
+
+
+def _without_boundary(scope: Scope, body: bytes) -> bytes:
+    """A multipart body with its boundary replaced: clients pick a new boundary for every
+    request, so a retry of the same form would otherwise look like a different request."""
+    content_type = next((v for k, v in scope["headers"] if k == b"content-type"), b"")
+    if not content_type.lower().startswith(b"multipart/"):
+        return body
+    _, options = parse_options_header(content_type)
+    boundary = options.get(b"boundary")
+    return body.replace(boundary, b"boundary") if boundary else body
 
 
 async def _read_body(receive: Receive) -> bytes:

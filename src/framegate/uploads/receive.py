@@ -35,6 +35,9 @@ TEXT_FIELDS = frozenset({PURPOSE_FIELD})
 FRAMING_ALLOWANCE = 64 * 1024
 _MAX_TEXT_FIELD_BYTES = 1024
 _MAX_PARTS = 8
+# A dialect's form carries its whole request (a prompt of up to 4000 characters).
+_MAX_FORM_TEXT_BYTES = 16 * 1024
+_MAX_FORM_PARTS = 32
 _MAX_FILENAME_CHARS = 255
 # File data is handed to a thread in batches this large: one thread hop per chunk would
 # cost more than the write, and a bigger batch would only hold more memory.
@@ -127,7 +130,7 @@ class _FormReader:
 
     def _part_begin(self) -> None:
         self._parts += 1
-        if self._parts > _MAX_PARTS:
+        if self._parts > (_MAX_PARTS if self.text_fields is not None else _MAX_FORM_PARTS):
             raise BadRequest(f"Too many form fields. {_MULTIPART_HINT}", code="invalid_multipart")
         self._headers = {}
         self._part = None
@@ -176,7 +179,8 @@ class _FormReader:
             self._queued_bytes += end - start
             return
         self._text += data[start:end]
-        if len(self._text) > _MAX_TEXT_FIELD_BYTES:
+        limit = _MAX_TEXT_FIELD_BYTES if self.text_fields is not None else _MAX_FORM_TEXT_BYTES
+        if len(self._text) > limit:
             raise InvalidValue(f"{self._part} is too long.", param=self._part)
 
     def _part_end(self) -> None:
