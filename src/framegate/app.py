@@ -10,11 +10,12 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from framegate import __version__
 from framegate.api import ROUTERS
+from framegate.compat import render_for_path
 from framegate.config import Settings
 from framegate.engines.registry import EngineRegistry
 from framegate.exceptions import ErrorResponse, FramegateError
@@ -111,7 +112,11 @@ def _request_id(request: Request) -> str | None:
     return getattr(request.state, "request_id", None)
 
 
-def _envelope(request: Request, error: FramegateError) -> JSONResponse:
+def _envelope(request: Request, error: FramegateError) -> Response:
+    # Unknown paths and methods under a dialect's prefix answer in that dialect's envelope.
+    dialect = render_for_path(request.scope, error)
+    if dialect is not None:
+        return dialect
     return JSONResponse(
         error.body(_request_id(request)), status_code=error.status_code, headers=error.headers
     )
@@ -119,22 +124,22 @@ def _envelope(request: Request, error: FramegateError) -> JSONResponse:
 
 def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(FramegateError)
-    async def _framegate_error(request: Request, exc: FramegateError) -> JSONResponse:
+    async def _framegate_error(request: Request, exc: FramegateError) -> Response:
         return _envelope(request, exc)
 
     @app.exception_handler(RequestValidationError)
-    async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+    async def _validation_error(request: Request, exc: RequestValidationError) -> Response:
         return _envelope(request, from_validation(exc.errors()))
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def _http_error(request: Request, exc: StarletteHTTPException) -> Response:
         error = FramegateError(str(exc.detail), code=_HTTP_CODES.get(exc.status_code, "error"))
         error.status_code = exc.status_code  # type: ignore[misc]
         error.type = "not_found_error" if exc.status_code == 404 else "invalid_request_error"  # type: ignore[misc]
         return _envelope(request, error)
 
     @app.exception_handler(Exception)
-    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+    async def _unexpected(request: Request, exc: Exception) -> Response:
         log.exception("unhandled error on %s %s", request.method, request.url.path)
         response = _envelope(request, FramegateError("Internal server error."))
         # This handler runs outside the request-id middleware; set the header here.

@@ -18,6 +18,7 @@ from python_multipart.multipart import parse_options_header
 from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from framegate.compat import render_for_path
 from framegate.db import transaction
 from framegate.exceptions import BadRequest, Conflict, FramegateError, InvalidValue
 from framegate.idempotency.repository import idempotency_repository
@@ -49,7 +50,7 @@ class IdempotencyMiddleware:
             await self._handle(scope, receive, send, key)
         except FramegateError as error:
             request_id = scope.get("state", {}).get("request_id")
-            response = JSONResponse(
+            response = render_for_path(scope, error) or JSONResponse(
                 error.body(request_id), status_code=error.status_code, headers=error.headers
             )
             await response(scope, receive, send)

@@ -34,7 +34,7 @@ class AuthContext:
     def require(self, scope: str) -> None:
         if not has_scope(self.key.scopes, scope):
             raise Forbidden(
-                f"This API key lacks the {scope!r} scope. Use a key that has it, or create "
+                f"This API key lacks the '{scope}' scope. Use a key that has it, or create "
                 "one with it via POST /v1/keys.",
                 code="insufficient_scope",
             )

@@ -79,9 +79,13 @@ class BodySizeLimitMiddleware:
         )
 
     async def _refuse(self, scope: Scope, send: Send, limit: int) -> None:
+        from framegate.compat import render_for_path
+
         error = self._error(limit)
         request_id = scope.get("state", {}).get("request_id")
-        body = JSONResponse(error.body(request_id), status_code=error.status_code)
+        body = render_for_path(scope, error) or JSONResponse(
+            error.body(request_id), status_code=error.status_code
+        )
         await body(scope, _no_receive, send)
 
 
