@@ -74,6 +74,8 @@ class DiffusersEngine:
         self._slots: dict[str, asyncio.Semaphore] = {}
         self._executors: dict[str, ThreadPoolExecutor] = {}
         self._devices: dict[str, bool] = {}
+        # Asked once: GET /v1/models checks every route's availability on each call.
+        self._diffusers_installed = importlib.util.find_spec("diffusers") is not None
 
     # -- catalog -------------------------------------------------------------------------
 
@@ -127,7 +129,7 @@ class DiffusersEngine:
             parsed = self.parse(settings)
         except EngineError:
             return False
-        if importlib.util.find_spec("diffusers") is None:
+        if not self._diffusers_installed:
             return False
         if not has_weights(parsed.weights_dir(self.models_dir)):
             return False
