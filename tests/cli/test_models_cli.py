@@ -139,14 +139,18 @@ def test_pull_refuses_routes_without_hub_weights(tmp_path: Path) -> None:
     assert unknown.returncode == 1 and "no route 'nope'" in unknown.stderr
 
 
-def test_importing_the_server_does_not_import_torch() -> None:
+def test_the_server_runs_without_torch(tmp_path: Path) -> None:
+    """Importing, listing availability and closing the engines (as `framegate serve` does
+    on shutdown) never import torch: the server runs without the diffusers extra."""
     code = (
         "import sys, framegate.app, framegate.cli.main, framegate.runtime;"
         "from framegate.engines.registry import default_engines;"
         "from framegate.config import Settings;"
         "from framegate.catalog.service import Catalog, load_routes;"
-        "c = Catalog(load_routes(None), default_engines(Settings()));"
+        "engines = default_engines(Settings());"
+        "c = Catalog(load_routes(None), engines);"
         "[c.is_available(r) for r in c.routes()];"
+        "engines.close();"
         "assert 'torch' not in sys.modules and 'diffusers' not in sys.modules"
     )
-    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60, cwd=tmp_path)

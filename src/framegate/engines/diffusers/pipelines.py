@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import gc
 import logging
+import sys
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
@@ -190,9 +191,10 @@ def device_memory_bytes(device: str) -> int | None:
 
 def release_device_memory() -> None:
     gc.collect()
-    import torch
-
-    if torch.cuda.is_available():
+    # Only a process that loaded a pipeline has torch (and device memory) to release; a
+    # server without the diffusers extra closes its engines without torch installed.
+    torch = sys.modules.get("torch")
+    if torch is not None and torch.cuda.is_available():
         torch.cuda.empty_cache()
 
 
