@@ -5,11 +5,9 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -18,9 +16,10 @@ from framegate.api import ROUTERS
 from framegate.compat import render_for_path
 from framegate.config import Settings
 from framegate.engines.registry import EngineRegistry
-from framegate.exceptions import ErrorResponse, FramegateError
+from framegate.exceptions import FramegateError
 from framegate.idempotency.middleware import IdempotencyMiddleware
 from framegate.kit.body_limit import BodySizeLimitMiddleware
+from framegate.kit.openapi import use_error_envelope_in_openapi
 from framegate.kit.request_id import RequestIdMiddleware
 from framegate.kit.validation import from_validation
 from framegate.runtime import Runtime
@@ -68,44 +67,8 @@ def create_app(
     for router in ROUTERS:
         app.include_router(router)
     _install_error_handlers(app)
-    _use_error_envelope_in_openapi(app)
+    use_error_envelope_in_openapi(app)
     return app
-
-
-def _use_error_envelope_in_openapi(app: FastAPI) -> None:
-    """FastAPI documents request validation failures with its own 422 body; framegate
-    answers them with its error envelope, so the description must say that instead."""
-
-    def openapi() -> dict[str, Any]:
-        if app.openapi_schema is None:
-            schema = get_openapi(
-                title=app.title,
-                version=app.version,
-                description=app.description,
-                routes=app.routes,
-            )
-            envelope = {"$ref": "#/components/schemas/ErrorResponse"}
-            fastapi_422 = {"$ref": "#/components/schemas/HTTPValidationError"}
-            for path in schema.get("paths", {}).values():
-                for operation in path.values():
-                    invalid = operation.get("responses", {}).get("422")
-                    content = (invalid or {}).get("content", {}).get("application/json", {})
-                    # Only FastAPI's own 422 body (dialects document their own envelopes).
-                    if invalid is not None and content.get("schema") == fastapi_422:
-                        invalid["description"] = "A field has an invalid value"
-                        invalid["content"] = {"application/json": {"schema": envelope}}
-            components = schema.setdefault("components", {}).setdefault("schemas", {})
-            components.pop("HTTPValidationError", None)
-            components.pop("ValidationError", None)
-            components["ErrorResponse"] = ErrorResponse.model_json_schema(
-                ref_template="#/components/schemas/{model}"
-            )
-            for name, definition in components["ErrorResponse"].pop("$defs", {}).items():
-                components[name] = definition
-            app.openapi_schema = schema
-        return app.openapi_schema
-
-    app.openapi = openapi  # type: ignore[method-assign]
 
 
 def _request_id(request: Request) -> str | None:
@@ -133,7 +96,12 @@ def _install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(request: Request, exc: StarletteHTTPException) -> Response:
-        error = FramegateError(str(exc.detail), code=_HTTP_CODES.get(exc.status_code, "error"))
+        error = FramegateError(
+            str(exc.detail),
+            code=_HTTP_CODES.get(exc.status_code, "error"),
+            # 405 carries Allow; keep whatever headers Starlette set.
+            headers=dict(exc.headers or {}),
+        )
         error.status_code = exc.status_code  # type: ignore[misc]
         error.type = "not_found_error" if exc.status_code == 404 else "invalid_request_error"  # type: ignore[misc]
         return _envelope(request, error)
