@@ -18,8 +18,10 @@ from framegate.config import Settings
 from framegate.engines.registry import EngineRegistry
 from framegate.exceptions import FramegateError
 from framegate.idempotency.middleware import IdempotencyMiddleware
+from framegate.keys.middleware import AuthenticationMiddleware
 from framegate.kit.body_limit import BodySizeLimitMiddleware
 from framegate.kit.openapi import use_error_envelope_in_openapi
+from framegate.kit.request_guard import RequestGuardMiddleware
 from framegate.kit.request_id import RequestIdMiddleware
 from framegate.kit.validation import from_validation
 from framegate.runtime import Runtime
@@ -59,9 +61,11 @@ def create_app(
         description=DESCRIPTION,
         lifespan=lifespan,
     )
-    # Outermost last: request id → body size limit → idempotency → routes.
-    # PixVerse's clients send their idempotency key as Ai-trace-id.
+    # Outermost last: request id → body size limit → authentication → request guard →
+    # idempotency → routes. PixVerse's clients send their idempotency key as Ai-trace-id.
     app.add_middleware(IdempotencyMiddleware, header_aliases=(b"ai-trace-id",))
+    app.add_middleware(RequestGuardMiddleware, max_json_depth=settings.max_json_depth)
+    app.add_middleware(AuthenticationMiddleware)
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_request_bytes)
     app.add_middleware(RequestIdMiddleware)
     for router in ROUTERS:

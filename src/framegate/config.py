@@ -5,9 +5,10 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
+from collections.abc import Mapping
 from functools import cached_property
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal, Self
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -28,6 +29,10 @@ class Settings(BaseSettings):
     database_url: str = ""
     # Signs output URLs and keys API-key hashes. Empty: generated once into data_dir.
     secret_key: str = ""
+    # Secrets used before the current one (a JSON list), during a rotation: API keys hashed
+    # with one of them still authenticate (and are re-hashed with the current secret on
+    # first use), and URLs signed with one still verify until they expire.
+    previous_secret_keys: list[str] = Field(default_factory=list)
     # Absolute base for URLs in responses; empty: taken from the request.
     public_url: str = ""
 
@@ -100,6 +105,10 @@ class Settings(BaseSettings):
     max_request_bytes: int = Field(default=32 * 1024 * 1024, gt=0)
     input_image_max_bytes: int = Field(default=20 * 1024 * 1024, gt=0)
     input_image_max_pixels: int = Field(default=40_000_000, gt=0)
+    # Images decoded at once by one process (input images, uploads, the workers): a decode
+    # holds the image at full size for a moment (4 bytes a pixel, ~160 MB at 40 MP), so
+    # this bounds what a burst of large images adds to the process's memory.
+    image_decode_concurrency: int = Field(default=2, ge=1, le=32)
     fetch_connect_timeout: float = Field(default=5.0, gt=0)
     fetch_read_timeout: float = Field(default=15.0, gt=0)
 
@@ -118,6 +127,8 @@ class Settings(BaseSettings):
     # At most one task.progress event per task per this many seconds.
     webhook_progress_interval_seconds: float = Field(default=5.0, gt=0)
     webhook_poll_seconds: float = Field(default=1.0, gt=0)
+    # Webhook endpoints one account may register; POST /v1/webhooks answers 409 past it.
+    webhook_max_endpoints: int = Field(default=16, ge=1, le=1000)
 
     # Uploads (POST /v1/uploads).
     upload_image_max_bytes: int = Field(default=20 * 1024 * 1024, gt=0)
@@ -130,6 +141,17 @@ class Settings(BaseSettings):
     # Where per-key request counts live: in process by default; a shared storage such as
     # redis://127.0.0.1:6379 when several API processes serve one installation.
     rate_limit_storage_url: str = "memory://"
+    # Requests that carry no key, and requests whose key or signed URL failed, are counted
+    # per client address (the peer, or X-Forwarded-For from a trusted proxy).
+    anonymous_requests_per_minute: int = Field(default=600, ge=1)
+    failed_auth_per_minute: int = Field(default=30, ge=1)
+    # Comma-separated addresses or CIDRs of reverse proxies whose X-Forwarded-For is
+    # believed; empty: the peer address is the client.
+    trusted_proxies: str = ""
+    # A well-formed key that matches nothing is remembered this long (no lookup on repeats).
+    unknown_key_cache_seconds: float = Field(default=30.0, ge=0)
+    # JSON request bodies nested deeper than this are refused with 400 invalid_json.
+    max_json_depth: int = Field(default=32, ge=4, le=512)
     # Idempotency keys are kept at least this long.
     idempotency_ttl_seconds: float = Field(default=86400.0, ge=86400.0)
 
@@ -138,7 +160,7 @@ class Settings(BaseSettings):
 
     log_level: str = "info"
 
-    @field_validator("allow_private_networks")
+    @field_validator("allow_private_networks", "trusted_proxies")
     @classmethod
     def _networks_parse(cls, value: str) -> str:
         parse_networks(value)
@@ -150,6 +172,22 @@ class Settings(BaseSettings):
         if value and len(value) < 32:
             raise ValueError("FRAMEGATE_SECRET_KEY must be at least 32 characters")
         return value
+
+    @field_validator("previous_secret_keys")
+    @classmethod
+    def _previous_secrets_are_strong(cls, value: list[str]) -> list[str]:
+        if any(len(old) < 32 for old in value):
+            raise ValueError("FRAMEGATE_PREVIOUS_SECRET_KEYS: each must be 32+ characters")
+        return value
+
+    def model_copy(self, *, update: Mapping[str, Any] | None = None, deep: bool = False) -> Self:
+        """A copy whose derived values (database URL, secret, fetch policy) are computed
+        anew from its own fields, not carried over from this instance."""
+        copy = super().model_copy(update=update, deep=deep)
+        for name, value in type(self).__dict__.items():
+            if isinstance(value, cached_property):
+                copy.__dict__.pop(name, None)
+        return copy
 
     @cached_property
     def resolved_database_url(self) -> str:

@@ -9,6 +9,7 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from framegate.keys.middleware import request_auth
 from framegate.keys.service import AuthContext
 from framegate.runtime import Runtime
 
@@ -43,8 +44,8 @@ async def get_read_session(runtime: RuntimeDep) -> AsyncIterator[AsyncSession]:
 ReadSessionDep = Annotated[AsyncSession, Depends(get_read_session, scope="function")]
 
 
-# Documents the scheme in OpenAPI; the header itself is checked by the key service so that
-# every malformed variant gets its own precise 401.
+# Documents the scheme in OpenAPI; the key itself is checked by the authentication
+# middleware so that every malformed variant gets its own precise 401.
 API_KEY_SCHEME = "APIKey"
 _bearer = HTTPBearer(
     auto_error=False, scheme_name=API_KEY_SCHEME, description="An API key: `Bearer fg_live_…`."
@@ -66,7 +67,7 @@ def require_scope(scope: str) -> Callable[..., object]:
 async def authorize(request: Request, scope: str) -> AuthContext:
     """Authenticate the request's key, check its scope and count it against its rate."""
     runtime: Runtime = request.app.state.runtime
-    context = await runtime.keys.authenticate(request.headers.get("authorization"))
+    context = request_auth(request.scope)
     context.require(scope)
     limits = await runtime.limits.plan_for(context.account.plan)
     await runtime.limits.check_rate(context, limits)

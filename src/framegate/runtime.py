@@ -27,6 +27,8 @@ from framegate.dispatch.upstream import cancel_upstream
 from framegate.dispatch.worker import TaskRunner, UpstreamOptions
 from framegate.engines.registry import EngineRegistry, default_engines
 from framegate.keys.service import APIKeyService
+from framegate.kit.safe_fetch import parse_networks
+from framegate.limits.clients import ClientLimiter
 from framegate.limits.service import LimitsService, PlanLimits
 from framegate.models import Task
 from framegate.storage.base import Storage
@@ -59,6 +61,7 @@ class Runtime:
     webhooks: WebhookService
     uploads: UploadService
     limits: LimitsService
+    clients: ClientLimiter
     dispatcher: EmbeddedDispatcher | None = field(default=None)
     webhook_job: WebhookDeliveryJob | None = field(default=None)
     sweeper: RetentionSweeper | None = field(default=None)
@@ -82,12 +85,24 @@ class Runtime:
         catalog = Catalog(load_routes(settings.catalog_file), engines, health)
         storage = LocalStorage(settings.storage_dir)
         secret = settings.effective_secret_key
-        signer = URLSigner(secret, settings.signed_url_ttl_seconds)
+        signer = URLSigner(
+            secret,
+            settings.signed_url_ttl_seconds,
+            previous_secrets=settings.previous_secret_keys,
+        )
         keys = APIKeyService(
             secret,
             sessionmaker=sessionmaker,
             read_sessionmaker=read_sessionmaker,
             cache_seconds=settings.read_cache_seconds,
+            previous_secrets=settings.previous_secret_keys,
+            unknown_key_seconds=settings.unknown_key_cache_seconds,
+        )
+        clients = ClientLimiter(
+            storage_url=settings.rate_limit_storage_url,
+            anonymous_per_minute=settings.anonymous_requests_per_minute,
+            failed_auth_per_minute=settings.failed_auth_per_minute,
+            trusted_proxies=parse_networks(settings.trusted_proxies),
         )
         signals = TaskSignals()
         lifecycle = TaskLifecycle(
@@ -132,6 +147,7 @@ class Runtime:
             signals=signals,
             cache_seconds=settings.read_cache_seconds,
             signed_url_ttl_seconds=settings.signed_url_ttl_seconds,
+            decode_concurrency=settings.image_decode_concurrency,
         )
         signals.on_change(tasks.forget)
         webhooks = WebhookService(
@@ -139,6 +155,8 @@ class Runtime:
             read_sessionmaker=read_sessionmaker,
             fetch_policy=settings.fetch_policy,
             progress_interval_seconds=settings.webhook_progress_interval_seconds,
+            timeout_seconds=settings.webhook_timeout_seconds,
+            max_endpoints=settings.webhook_max_endpoints,
         )
         lifecycle.add_sink(webhooks)
         return cls(
@@ -158,6 +176,7 @@ class Runtime:
             webhooks=webhooks,
             uploads=uploads,
             limits=limits,
+            clients=clients,
         )
 
     async def start_workers(self) -> None:

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt
 
 from framegate.credits.schemas import MAX_CREDITS
 
@@ -11,14 +11,14 @@ class AccountCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: str = Field(min_length=1, max_length=200)
-    credits: int = Field(default=0, ge=0, le=MAX_CREDITS)
+    credits: StrictInt = Field(default=0, ge=0, le=MAX_CREDITS)
     plan: str = Field(default="default", max_length=40)
 
 
 class CreditGrant(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    credits: int = Field(gt=0, le=MAX_CREDITS)
+    credits: StrictInt = Field(gt=0, le=MAX_CREDITS)
     description: str = Field(default="", max_length=300)
 
 
@@ -46,15 +46,15 @@ class AccountUpdate(BaseModel):
 
     name: str | None = Field(default=None, min_length=1, max_length=200)
     plan: str | None = Field(default=None, min_length=1, max_length=40)
-    is_active: bool | None = None
+    is_active: StrictBool | None = None
 
 
 class PlanBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    max_concurrent_videos: int = Field(ge=1, le=10_000)
-    max_concurrent_images: int = Field(ge=1, le=10_000)
-    requests_per_minute: int = Field(ge=1, le=1_000_000)
+    max_concurrent_videos: StrictInt = Field(ge=1, le=10_000)
+    max_concurrent_images: StrictInt = Field(ge=1, le=10_000)
+    requests_per_minute: StrictInt = Field(ge=1, le=1_000_000)
 
 
 class PlanObject(PlanBody):

@@ -6,9 +6,10 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path
 
-from framegate.catalog.schemas import Estimate, EstimateRequest, ModelList, ModelObject
+from framegate.catalog.schemas import Estimate, ModelList, ModelObject
 from framegate.dependencies import RuntimeDep
 from framegate.exceptions import NotFound, error_responses
+from framegate.tasks.schemas import EstimateRequest
 
 router = APIRouter(tags=["models"])
 

@@ -7,7 +7,6 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from framegate.catalog.health import RouteHealthObject
-from framegate.kit.dialect_fields import refuse_dialect_fields
 
 ResolutionTier = Literal["480p", "720p", "1080p"]
 RESOLUTION_TIERS: tuple[ResolutionTier, ...] = ("480p", "720p", "1080p")
@@ -116,29 +115,6 @@ class ModelObject(BaseModel):
 class ModelList(BaseModel):
     object: Literal["list"] = "list"
     data: list[ModelObject]
-
-
-class EstimateRequest(BaseModel):
-    """What a request would cost; the same fields as the generation routes."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    _refuse_dialects = model_validator(mode="before")(refuse_dialect_fields)
-
-    model: str
-    duration: int | None = None
-    size: str | None = None
-    resolution: ResolutionTier | None = None
-    aspect_ratio: str | None = None
-    fps: int | None = None
-    num_frames: int | None = Field(default=None, ge=1)
-    n: int | None = Field(default=None, ge=1)
-    input_image: str | None = Field(
-        default=None, description="Only its presence matters here: image-to-video support."
-    )
-    last_image: str | None = Field(
-        default=None, description="Only its presence matters here: first+last-frame support."
-    )
 
 
 class Estimate(BaseModel):

@@ -17,8 +17,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
 
 from framegate.exceptions import FramegateError
+from framegate.keys.middleware import request_auth
 from framegate.keys.service import AuthContext
-from framegate.kit.credentials import credentials
 from framegate.kit.validation import from_validation
 from framegate.runtime import Runtime
 
@@ -28,7 +28,7 @@ ErrorRenderer = Callable[[Request, FramegateError], Response]
 async def authorize(request: Request, scope: str) -> AuthContext:
     """Authenticate (any supported key header), check the scope, count the request."""
     runtime: Runtime = request.app.state.runtime
-    context = await runtime.keys.authenticate(credentials(request.headers))
+    context = request_auth(request.scope)
     context.require(scope)
     limits = await runtime.limits.plan_for(context.account.plan)
     await runtime.limits.check_rate(context, limits)

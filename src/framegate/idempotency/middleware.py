@@ -22,7 +22,7 @@ from framegate.compat import render_for_path
 from framegate.db import transaction
 from framegate.exceptions import BadRequest, Conflict, FramegateError, InvalidValue
 from framegate.idempotency.repository import idempotency_repository
-from framegate.kit.credentials import credentials
+from framegate.keys.middleware import optional_auth
 from framegate.kit.ids import new_id
 from framegate.kit.time import as_utc, utcnow
 from framegate.models import IdempotencyKey
@@ -73,10 +73,8 @@ class IdempotencyMiddleware:
                 code="invalid_idempotency_key",
             )
         runtime = scope["app"].state.runtime
-        headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
-        try:
-            auth = await runtime.keys.authenticate(credentials(headers))
-        except FramegateError:
+        auth = optional_auth(scope)
+        if auth is None:
             # Unauthenticated requests store nothing; the route answers 401 itself.
             await self.app(scope, receive, send)
             return

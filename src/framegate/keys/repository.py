@@ -22,6 +22,24 @@ class APIKeyRepository:
         row = (await session.execute(statement)).first()
         return None if row is None else (row[0], row[1])
 
+    async def by_any_hash(
+        self, session: AsyncSession, secret_hashes: list[str]
+    ) -> tuple[APIKey, Account] | None:
+        """The key stored under any of ``secret_hashes`` (hashes under earlier secrets)."""
+        statement = (
+            select(APIKey, Account)
+            .join(Account, Account.id == APIKey.account_id)
+            .where(APIKey.secret_hash.in_(secret_hashes))
+            .limit(1)
+        )
+        row = (await session.execute(statement)).first()
+        return None if row is None else (row[0], row[1])
+
+    async def rehash(self, session: AsyncSession, key_id: str, secret_hash: str) -> None:
+        await session.execute(
+            update(APIKey).where(APIKey.id == key_id).values(secret_hash=secret_hash)
+        )
+
     async def touch(self, session: AsyncSession, key_id: str, when: datetime) -> None:
         await session.execute(update(APIKey).where(APIKey.id == key_id).values(last_used_at=when))
 

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictInt
 
 from framegate.credits.schemas import MAX_CREDITS
 
@@ -14,13 +14,13 @@ class KeyCreate(BaseModel):
     scopes: list[str] | None = Field(
         default=None, description="Defaults to every scope but admin (and never more than yours)."
     )
-    spend_cap: int | None = Field(default=None, ge=0, le=MAX_CREDITS)
+    spend_cap: StrictInt | None = Field(default=None, ge=0, le=MAX_CREDITS)
 
 
 class KeyRotate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    grace_seconds: int = Field(
+    grace_seconds: StrictInt = Field(
         default=0, ge=0, le=7 * 24 * 3600, description="How long the old secret keeps working."
     )
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -13,10 +14,11 @@ from framegate.exceptions import Forbidden, InvalidValue, NotFound, Unauthorized
 from framegate.keys.repository import api_key_repository
 from framegate.keys.scopes import ALL_SCOPES, DEFAULT_SCOPES, has_scope
 from framegate.kit.crypto import (
+    PURPOSE_API_KEY_HASH,
+    derive_subkey,
     display_hint,
     generate_api_key,
     hash_api_key,
-    is_well_formed_api_key,
 )
 from framegate.kit.ids import new_id
 from framegate.kit.time import as_utc, utcnow
@@ -68,9 +70,16 @@ class APIKeyService:
         sessionmaker: async_sessionmaker[AsyncSession],
         read_sessionmaker: async_sessionmaker[AsyncSession],
         cache_seconds: float,
+        previous_secrets: Sequence[str] = (),
+        unknown_key_seconds: float = 30.0,
     ) -> None:
-        # The installation's secret keys the stored hashes.
-        self._secret = secret
+        # Stored hashes are keyed with a subkey of the installation's secret. Keys hashed
+        # under an earlier secret (or by versions that keyed with the secret itself) still
+        # authenticate, and are re-hashed under the current subkey on first use.
+        self._hash_key = derive_subkey(secret, PURPOSE_API_KEY_HASH)
+        self._earlier_hash_keys = [
+            derive_subkey(old, PURPOSE_API_KEY_HASH) for old in previous_secrets
+        ] + [old.encode() for old in (secret, *previous_secrets)]
         self._sessionmaker = sessionmaker
         self._read_sessionmaker = read_sessionmaker
         # Verified keys by hash, so a poll does not pay a database round trip for its key.
@@ -80,6 +89,11 @@ class APIKeyService:
             TTLCache(maxsize=10_000, ttl=cache_seconds) if cache_seconds > 0 else None
         )
 
+        # Well-formed keys that matched nothing, so repeating one costs no lookup. Creating a
+        # key clears it (a new key can never be one of these, but a cleared cache is cheap).
+        self._unknown: TTLCache[str, bool] | None = (
+            TTLCache(maxsize=10_000, ttl=unknown_key_seconds) if unknown_key_seconds > 0 else None
+        )
         self._loading: dict[str, asyncio.Future[AuthContext]] = {}
         # Bumped by every revocation: a lookup that started before it must not put what it
         # read back into the cache, nor be shared with requests that came after it.
@@ -92,7 +106,7 @@ class APIKeyService:
             self._cache.clear()
 
     def _hash(self, value: str) -> str:
-        return hash_api_key(value, self._secret)
+        return hash_api_key(value, self._hash_key)
 
     async def create(
         self,
@@ -115,18 +129,23 @@ class APIKeyService:
         )
         session.add(key)
         await session.flush()
+        if self._unknown is not None:
+            self._unknown.clear()
         return CreatedKey(key=key, secret=secret)
 
-    async def authenticate(self, authorization: str | None) -> AuthContext:
-        token = _bearer_token(authorization)
-        if not is_well_formed_api_key(token):
-            raise Unauthorized(
-                "The API key is malformed. Keys start with 'fg_live_'; check it was copied whole."
-            )
+    async def authenticate(
+        self, token: str, *, may_look_up: Callable[[], Awaitable[None]] | None = None
+    ) -> AuthContext:
+        """The key's account and scopes. ``token`` is well formed (see kit.credentials);
+        ``may_look_up`` runs before a database lookup and may refuse it (by raising)."""
         digest = self._hash(token)
         context = self._cache.get(digest) if self._cache is not None else None
         if context is None:
-            context = await self._load_once(digest)
+            if self._unknown is not None and digest in self._unknown:
+                raise Unauthorized("Invalid API key.")
+            if may_look_up is not None:
+                await may_look_up()
+            context = await self._load_once(token, digest)
         now = utcnow()
         # Checked on every request: a rotated key's grace period ends on time, cache or not.
         if context.key.revoked_at is not None and as_utc(context.key.revoked_at) <= now:
@@ -135,11 +154,11 @@ class APIKeyService:
             raise Unauthorized("This account is disabled.", code="account_disabled")
         return context
 
-    async def _load_once(self, digest: str) -> AuthContext:
+    async def _load_once(self, token: str, digest: str) -> AuthContext:
         """Concurrent requests with the same uncached key share one lookup."""
         pending = self._loading.get(digest)
         if pending is None:
-            pending = asyncio.ensure_future(self._load(digest, self._generation))
+            pending = asyncio.ensure_future(self._load(token, digest, self._generation))
             self._loading[digest] = pending
             pending.add_done_callback(
                 lambda done: (
@@ -148,10 +167,17 @@ class APIKeyService:
             )
         return await asyncio.shield(pending)
 
-    async def _load(self, digest: str, generation: int) -> AuthContext:
+    async def _load(self, token: str, digest: str, generation: int) -> AuthContext:
         async with self._read_sessionmaker() as session:
             found = await api_key_repository.by_hash(session, digest)
+            if found is None and self._earlier_hash_keys:
+                earlier = [hash_api_key(token, key) for key in self._earlier_hash_keys]
+                found = await api_key_repository.by_any_hash(session, earlier)
+                if found is not None:
+                    await self._rehash(found[0], digest)
         if found is None:
+            if self._unknown is not None and generation == self._generation:
+                self._unknown[digest] = True
             raise Unauthorized("Invalid API key.")
         key, account = found
         now = utcnow()
@@ -164,6 +190,12 @@ class APIKeyService:
         if self._cache is not None and generation == self._generation:
             self._cache[digest] = context
         return context
+
+    async def _rehash(self, key: APIKey, digest: str) -> None:
+        async with self._sessionmaker() as session:
+            await api_key_repository.rehash(session, key.id, digest)
+            await session.commit()
+        key.secret_hash = digest
 
     async def list_keys(self, session: AsyncSession, account_id: str) -> list[APIKey]:
         return await api_key_repository.list_for_account(session, account_id)
@@ -221,14 +253,3 @@ class APIKeyService:
                 f"{', '.join(missing)}.",
                 code="insufficient_scope",
             )
-
-
-def _bearer_token(authorization: str | None) -> str:
-    if not authorization:
-        raise Unauthorized(
-            "Missing API key. Send it as 'Authorization: Bearer fg_live_…'.", code="missing_api_key"
-        )
-    scheme, _, token = authorization.partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
-        raise Unauthorized("Use 'Authorization: Bearer <api key>'.", code="invalid_authorization")
-    return token.strip()

@@ -34,7 +34,8 @@ class RequestIdMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        incoming = next((v.decode() for k, v in scope["headers"] if k == b"x-request-id"), "")
+        raw = next((v for k, v in scope["headers"] if k == b"x-request-id"), b"")
+        incoming = raw.decode("latin-1")
         request_id = incoming if _SANE.match(incoming) else self._ids.next()
         scope.setdefault("state", {})["request_id"] = request_id
 

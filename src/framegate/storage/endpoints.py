@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query
+from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import FileResponse
 
 from framegate.dependencies import RuntimeDep
@@ -27,11 +27,12 @@ _CONTENT_TYPES = {
     response_class=FileResponse,
     responses={
         200: {"content": {"video/mp4": {}, "image/jpeg": {}, "image/png": {}}},
-        **error_responses(403, 404, 410),
+        **error_responses(403, 404, 410, 429),
     },
     summary="Download an output",
 )
 async def get_file(
+    request: Request,
     key: Annotated[str, Path(max_length=300)],
     runtime: RuntimeDep,
     expires: Annotated[int, Query()],
@@ -44,6 +45,10 @@ async def get_file(
             "This link has expired. Fetch the task again for a fresh URL.", code="url_expired"
         )
     if problem:
+        # Counted like a failed key: guessing signatures from one address ends in 429.
+        client = runtime.clients.client_address(request.scope)
+        await runtime.clients.count_failure(client)
+        await runtime.clients.check_failures(client)
         raise Forbidden("Invalid signature for this URL.", code="invalid_signature")
     try:
         path = runtime.storage.local_path(key)

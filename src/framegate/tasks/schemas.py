@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, model_validator
 
 from framegate.catalog.schemas import ResolutionTier
 from framegate.kit.dialect_fields import refuse_dialect_fields
 
 MAX_SEED = 2**32 - 1
+# Exact shapes: no signs, spaces or trailing newlines slip through to the planner.
+SIZE_PATTERN = r"^[0-9]{1,5}x[0-9]{1,5}$"
+ASPECT_RATIO_PATTERN = r"^[0-9]{1,3}:[0-9]{1,3}$"
 
 
 class VideoGenerationRequest(BaseModel):
@@ -31,14 +34,18 @@ class VideoGenerationRequest(BaseModel):
 
     model: str = Field(min_length=1, max_length=120, description="Model id or alias.")
     prompt: str = Field(min_length=1, max_length=4000)
-    duration: int | None = Field(default=None, description="Clip length in whole seconds.")
-    size: str | None = Field(default=None, description="'WIDTHxHEIGHT', e.g. '1280x720'.")
+    duration: StrictInt | None = Field(default=None, description="Clip length in whole seconds.")
+    size: str | None = Field(
+        default=None, pattern=SIZE_PATTERN, description="'WIDTHxHEIGHT', e.g. '1280x720'."
+    )
     resolution: ResolutionTier | None = Field(
         default=None, description="Instead of size: 480p, 720p or 1080p with aspect_ratio."
     )
-    aspect_ratio: str | None = Field(default=None, description="With resolution, e.g. '16:9'.")
-    fps: int | None = None
-    num_frames: int | None = Field(
+    aspect_ratio: str | None = Field(
+        default=None, pattern=ASPECT_RATIO_PATTERN, description="With resolution, e.g. '16:9'."
+    )
+    fps: StrictInt | None = Field(default=None, ge=1, le=120)
+    num_frames: StrictInt | None = Field(
         default=None,
         ge=1,
         description="Instead of duration: the exact frame count (some models need k*4+1 "
@@ -54,8 +61,8 @@ class VideoGenerationRequest(BaseModel):
         description="With input_image, the clip's last frame (models with first_last_frame).",
     )
     negative_prompt: str | None = Field(default=None, max_length=4000)
-    seed: int | None = Field(default=None, ge=0, le=MAX_SEED)
-    camera_fixed: bool = False
+    seed: StrictInt | None = Field(default=None, ge=0, le=MAX_SEED)
+    camera_fixed: StrictBool = False
     webhook_url: str | None = Field(default=None, max_length=2000)
     metadata: dict[str, str] = Field(default_factory=dict, max_length=16)
 
@@ -74,14 +81,28 @@ class ImageGenerationRequest(BaseModel):
 
     model: str = Field(min_length=1, max_length=120)
     prompt: str = Field(min_length=1, max_length=4000)
-    n: int = Field(default=1, ge=1, le=10)
-    size: str | None = None
+    n: StrictInt = Field(default=1, ge=1, le=10)
+    size: str | None = Field(default=None, pattern=SIZE_PATTERN, description="'WIDTHxHEIGHT'.")
     negative_prompt: str | None = Field(default=None, max_length=4000)
-    seed: int | None = Field(default=None, ge=0, le=MAX_SEED)
+    seed: StrictInt | None = Field(default=None, ge=0, le=MAX_SEED)
     webhook_url: str | None = Field(default=None, max_length=2000)
     metadata: dict[str, str] = Field(default_factory=dict, max_length=16)
 
     _refuse_dialects = model_validator(mode="before")(refuse_dialect_fields)
+
+
+class EstimateRequest(VideoGenerationRequest):
+    """What a generation request would cost: any video or image generation request (fields
+    that do not change the price, such as the prompt or webhook_url, are accepted and
+    ignored)."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"model": "preview", "duration": 5, "size": "1280x720"}]},
+    )
+
+    prompt: str | None = Field(default=None, max_length=4000)  # type: ignore[assignment]
+    n: StrictInt | None = Field(default=None, ge=1, le=10, description="Images (image models).")
 
 
 class TaskOutput(BaseModel):

@@ -8,17 +8,16 @@ from fastapi import Depends, Request
 
 from framegate.dependencies import authorize
 from framegate.exceptions import Forbidden
+from framegate.keys.middleware import request_auth
 from framegate.keys.scopes import Scope, has_scope
 from framegate.keys.service import AuthContext
-from framegate.runtime import Runtime
 
 # An upload only feeds a generation, so either generation scope is enough.
 UPLOAD_SCOPES: tuple[str, ...] = (Scope.videos_write, Scope.images_write)
 
 
 async def require_upload_scope(request: Request) -> AuthContext:
-    runtime: Runtime = request.app.state.runtime
-    context = await runtime.keys.authenticate(request.headers.get("authorization"))
+    context = request_auth(request.scope)
     held = next((s for s in UPLOAD_SCOPES if has_scope(context.key.scopes, s)), None)
     if held is None:
         raise Forbidden(

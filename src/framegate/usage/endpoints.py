@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query
@@ -11,7 +11,7 @@ from framegate.dependencies import ReadSessionDep, require_scope
 from framegate.exceptions import error_responses
 from framegate.keys.scopes import Scope
 from framegate.keys.service import AuthContext
-from framegate.kit.time import as_utc, utcnow
+from framegate.kit.time import parse_instant, utcnow
 from framegate.usage.schemas import Usage
 from framegate.usage.service import usage_service
 
@@ -33,17 +33,26 @@ async def get_usage(
         str, Query(description="day, model, key, or metadata.<tag> (a metadata key)")
     ] = "day",
     start: Annotated[
-        datetime | None,
-        Query(alias="from", description="ISO 8601 date or time (UTC); default 30 days ago"),
+        str | None,
+        Query(
+            alias="from",
+            max_length=40,
+            description="ISO 8601 date or time (UTC), or integer Unix seconds; default 30 days ago",
+        ),
     ] = None,
     end: Annotated[
-        datetime | None, Query(alias="to", description="ISO 8601, exclusive; default now")
+        str | None,
+        Query(
+            alias="to",
+            max_length=40,
+            description="ISO 8601 or integer Unix seconds, exclusive; default now",
+        ),
     ] = None,
 ) -> Usage:
     """Completed tasks, seconds of video, images and credits spent, grouped; computed from
     the credit ledger (a task counts on the day its credits were captured)."""
-    until = as_utc(end) if end is not None else utcnow()
-    since = as_utc(start) if start is not None else until - timedelta(days=30)
+    until = parse_instant(end, param="to") if end is not None else utcnow()
+    since = parse_instant(start, param="from") if start is not None else until - timedelta(days=30)
     return await usage_service.usage(
         session, auth.account.id, group_by=group_by, start=since, end=until
     )
