@@ -50,3 +50,24 @@ def test_rejects_tampering_wrong_secret_and_stale_timestamps(sdk: Framegate) -> 
         sdk.webhooks.verify(BODY, signed(BODY, now - 301), SECRET)
     with pytest.raises(WebhookVerificationError):
         sdk.webhooks.verify(BODY, {k: v for k, v in headers.items() if k != "webhook-id"}, SECRET)
+
+
+def test_accepts_either_secret_of_a_rotation(sdk: Framegate) -> None:
+    # During a rotation's grace the header carries one signature per secret.
+    old = "whsec_" + base64.b64encode(os.urandom(32)).decode()
+    now = int(time.time())
+    when = datetime.fromtimestamp(now, tz=UTC)
+    both = " ".join(Webhook(s).sign("msg_2", when, BODY) for s in (SECRET, old))
+    headers = {"webhook-id": "msg_2", "webhook-timestamp": str(now), "webhook-signature": both}
+    for secret in (SECRET, old):
+        assert sdk.webhooks.verify(BODY, headers, secret)["data"]["id"] == "task_1"
+    # The order does not matter, nor does extra whitespace between signatures.
+    swapped = {**headers, "webhook-signature": "  ".join(reversed(both.split(" ")))}
+    assert sdk.webhooks.verify(BODY, swapped, old)["type"] == "task.completed"
+    other = "whsec_" + base64.b64encode(os.urandom(32)).decode()
+    with pytest.raises(WebhookVerificationError):
+        sdk.webhooks.verify(BODY, headers, other)
+    # A signature of another version is not a v1 signature, even with the right bytes.
+    relabelled = {**headers, "webhook-signature": both.replace("v1,", "v2,")}
+    with pytest.raises(WebhookVerificationError):
+        sdk.webhooks.verify(BODY, relabelled, SECRET)

@@ -21,7 +21,8 @@ from framegate.kit.ids import new_id
 from framegate.kit.time import utcnow
 from framegate.models import WebhookDelivery
 from framegate.runtime import Runtime
-from framegate.webhooks.jobs import WebhookDeliveryJob, retry_after_seconds
+from framegate.webhooks.jobs import WebhookDeliveryJob
+from framegate.webhooks.sender import retry_after_seconds
 from tests.conftest import Tenant, wait_for_task
 from tests.webhooks.conftest import (
     Receiver,

@@ -128,6 +128,7 @@ async def test_another_accounts_endpoint_is_not_found(
         client.get(path, headers=stranger.headers),
         client.patch(path, json={"enabled": False}, headers=stranger.headers),
         client.post(f"{path}/rotate-secret", headers=stranger.headers),
+        client.post(f"{path}/test", headers=stranger.headers),
         client.get(f"{path}/deliveries", headers=stranger.headers),
         client.delete(path, headers=stranger.headers),
     ]
@@ -211,3 +212,30 @@ async def test_deliveries_are_paginated_newest_first(
     second = (await client.get(path, params=params, headers=account.headers)).json()
     assert [d["id"] for d in second["data"]] == sorted(ids, reverse=True)[2:]
     assert second["has_more"] is False and second["next_cursor"] is None
+
+
+async def test_endpoints_per_account_are_capped(
+    client: httpx.AsyncClient, runtime: Runtime, account: Tenant, receiver: Receiver
+) -> None:
+    limit = runtime.settings.webhook_max_endpoints
+    created = [await create_endpoint(client, account, receiver.url) for _ in range(limit)]
+    # Disabled endpoints still count.
+    first = f"/v1/webhooks/{created[0]['id']}"
+    await client.patch(first, json={"enabled": False}, headers=account.headers)
+
+    response = await client.post(
+        "/v1/webhooks", json={"url": receiver.url}, headers=account.headers
+    )
+    assert response.status_code == 409, response.text
+    error = response.json()["error"]
+    assert (error["type"], error["code"]) == ("conflict_error", "webhook_endpoint_limit_reached")
+    assert str(limit) in error["message"] and "FRAMEGATE_WEBHOOK_MAX_ENDPOINTS" in error["message"]
+    assert "DELETE /v1/webhooks/" in error["message"]
+    listed = await client.get("/v1/webhooks", headers=account.headers)
+    assert len(listed.json()["data"]) == limit
+    # Another account has its own allowance.
+    other = await make_account(runtime)
+    await create_endpoint(client, other, receiver.url)
+
+    assert (await client.delete(first, headers=account.headers)).status_code == 200
+    await create_endpoint(client, account, receiver.url)

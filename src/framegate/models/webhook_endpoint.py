@@ -22,6 +22,10 @@ class WebhookEndpoint(TimestampMixin, Base):
     description: Mapped[str] = mapped_column(String(300), nullable=False, default="")
     # Kept in clear: deliveries are signed with it. Shown to the account once.
     secret: Mapped[str] = mapped_column(String(100), nullable=False)
+    # The secret a rotation replaced: deliveries carry its signature beside the current
+    # one until previous_secret_expires_at, so receivers can switch without a gap.
+    previous_secret: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    previous_secret_expires_at: Mapped[datetime | None] = mapped_column(nullable=True)
     events: Mapped[list[str]] = mapped_column(JSON, nullable=False, default=list)
     enabled: Mapped[bool] = mapped_column(nullable=False, default=True)
     disabled_reason: Mapped[str | None] = mapped_column(String(300), nullable=True)

@@ -14,7 +14,7 @@ from framegate.dependencies import ReadSessionDep, RuntimeDep, SessionDep, requi
 from framegate.exceptions import error_responses
 from framegate.keys.scopes import Scope
 from framegate.keys.service import AuthContext
-from framegate.kit.time import to_unix
+from framegate.kit.time import to_unix, utcnow
 from framegate.models import WebhookDelivery, WebhookEndpoint
 from framegate.webhooks.schemas import (
     TaskWebhookSecret,
@@ -26,7 +26,10 @@ from framegate.webhooks.schemas import (
     WebhookEndpointObject,
     WebhookEndpointUpdate,
     WebhookEndpointWithSecret,
+    WebhookSecretRotation,
+    WebhookTestResult,
 )
+from framegate.webhooks.service import previous_secret_expiry
 
 router = APIRouter(tags=["webhooks"])
 
@@ -42,6 +45,7 @@ def _view(endpoint: WebhookEndpoint) -> WebhookEndpointObject:
         events=list(endpoint.events),
         enabled=endpoint.enabled,
         disabled_reason=endpoint.disabled_reason,
+        previous_secret_expires_at=to_unix(previous_secret_expiry(endpoint, utcnow())),
         created_at=to_unix(endpoint.created_at) or 0,
         updated_at=to_unix(endpoint.updated_at),
     )
@@ -106,13 +110,15 @@ async def rotate_task_secret(
     "/v1/webhooks",
     status_code=201,
     response_model=WebhookEndpointWithSecret,
-    responses=error_responses(401, 403, 422),
+    responses=error_responses(401, 403, 409, 422),
     summary="Register a webhook endpoint",
 )
 async def create_endpoint(
     body: WebhookEndpointCreate, runtime: RuntimeDep, session: SessionDep, auth: WebhookManager
 ) -> WebhookEndpointWithSecret:
-    """Deliver task events to a URL, signed with Standard Webhooks; the secret is shown once."""
+    """Deliver task events to a URL, signed with Standard Webhooks; the secret is shown once.
+
+    409 when the account already has as many endpoints as the server allows."""
     endpoint = await runtime.webhooks.create_endpoint(
         session, auth.account.id, url=body.url, description=body.description, events=body.events
     )
@@ -192,16 +198,47 @@ async def delete_endpoint(
 @router.post(
     "/v1/webhooks/{webhook_id}/rotate-secret",
     response_model=WebhookEndpointWithSecret,
-    responses=error_responses(401, 403, 404),
+    responses=error_responses(401, 403, 404, 422),
     summary="Rotate a webhook endpoint's secret",
 )
 async def rotate_endpoint_secret(
-    webhook_id: WebhookId, runtime: RuntimeDep, session: SessionDep, auth: WebhookManager
+    webhook_id: WebhookId,
+    runtime: RuntimeDep,
+    session: SessionDep,
+    auth: WebhookManager,
+    body: WebhookSecretRotation | None = None,
 ) -> WebhookEndpointWithSecret:
-    """A new signing secret, in force at once and shown only in this response."""
-    endpoint = await runtime.webhooks.rotate_endpoint_secret(session, auth.account.id, webhook_id)
+    """A new signing secret, in force at once and shown only in this response; the old one
+    also signs until its grace period ends (24 hours unless the body says otherwise)."""
+    rotation = body or WebhookSecretRotation()
+    endpoint = await runtime.webhooks.rotate_endpoint_secret(
+        session, auth.account.id, webhook_id, grace_seconds=rotation.grace_period_seconds
+    )
     await session.commit()
     return _with_secret(endpoint)
+
+
+@router.post(
+    "/v1/webhooks/{webhook_id}/test",
+    response_model=WebhookTestResult,
+    responses=error_responses(401, 403, 404, 422),
+    summary="Send a test event to a webhook endpoint",
+)
+async def send_test_event(
+    webhook_id: WebhookId, runtime: RuntimeDep, session: SessionDep, auth: WebhookManager
+) -> WebhookTestResult:
+    """Send a signed webhook.test event now and answer with how the endpoint responded."""
+    pending = await runtime.webhooks.start_test_event(session, auth.account.id, webhook_id)
+    # Committed before the request goes out: no transaction waits on the receiver.
+    await session.commit()
+    delivery, outcome = await runtime.webhooks.send_test_event(session, pending)
+    await session.commit()
+    return WebhookTestResult(
+        succeeded=outcome.succeeded,
+        status_code=outcome.status_code,
+        error=outcome.error,
+        delivery=_delivery_view(delivery),
+    )
 
 
 @router.get(

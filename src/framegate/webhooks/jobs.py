@@ -11,63 +11,31 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import email.utils
-import functools
-import json
 import logging
-import math
-import ssl
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-import httpx
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-from standardwebhooks import Webhook
 
 from framegate.db import transaction
-from framegate.exceptions import InvalidValue
-from framegate.kit.safe_fetch import REDIRECT_STATUSES, FetchPolicy, pinned_request, validate_url
-from framegate.kit.time import as_utc, utcnow
+from framegate.kit.safe_fetch import FetchPolicy
+from framegate.kit.time import utcnow
 from framegate.webhooks.repository import webhook_repository
-from framegate.webhooks.service import URL_REMEDY, ensure_task_secret
+from framegate.webhooks.sender import (
+    CLAIM_MARGIN_SECONDS,
+    Outcome,
+    final_values,
+    send_event,
+    sent_values,
+)
+from framegate.webhooks.service import TEST_EVENT, ensure_task_secret, signing_secrets
 
 log = logging.getLogger(__name__)
 
 DEFAULT_CONCURRENCY = 8
 # How many due deliveries run_once claims per round trip.
 _BATCH = 100
-# A claim outlives the send timeout by this much before another process may retry it.
-_CLAIM_MARGIN_SECONDS = 60.0
-# A receiver cannot park a delivery for longer than this with Retry-After.
-_MAX_RETRY_AFTER_SECONDS = 24 * 3600.0
-_MAX_ERROR_CHARS = 500
-
-
-@functools.cache
-def _ssl_context() -> ssl.SSLContext:
-    # Built once: loading the CA bundle is the slow part, and the context is only read.
-    return httpx.create_ssl_context(trust_env=False)
-
-
-def retry_after_seconds(value: str | None, now: datetime) -> float | None:
-    """A ``Retry-After`` header (delay in seconds, or an HTTP date) as seconds from ``now``.
-
-    Honoured on 429 and 503 answers when it asks for a longer wait than the schedule."""
-    if not value or not value.strip():
-        return None
-    text = value.strip()
-    try:
-        seconds = float(text)
-    except ValueError:
-        try:
-            when = email.utils.parsedate_to_datetime(text)
-        except (TypeError, ValueError, IndexError):
-            return None
-        seconds = (as_utc(when) - now).total_seconds()
-    if not math.isfinite(seconds):
-        return None
-    return min(max(seconds, 0.0), _MAX_RETRY_AFTER_SECONDS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,55 +48,6 @@ class _Attempt:
     url: str
     payload: dict[str, Any]
     number: int
-
-
-@dataclass(frozen=True, slots=True)
-class _Outcome:
-    status_code: int | None = None
-    error: str | None = None
-    retry_after: float | None = None
-    url: str | None = None
-    # Not sent at all: its endpoint was disabled or deleted.
-    skipped: bool = False
-
-    @property
-    def succeeded(self) -> bool:
-        return self.status_code is not None and 200 <= self.status_code < 300
-
-    @property
-    def gone(self) -> bool:
-        return self.status_code == 410
-
-
-def _classify(response: httpx.Response, url: str) -> _Outcome:
-    status = response.status_code
-    if 200 <= status < 300:
-        return _Outcome(status_code=status, url=url)
-    if status in REDIRECT_STATUSES:
-        error = f"HTTP {status}: redirects are not followed; register the final URL."
-        return _Outcome(status_code=status, error=error, url=url)
-    retry_after = None
-    if status in (429, 503):
-        retry_after = retry_after_seconds(response.headers.get("retry-after"), utcnow())
-    return _Outcome(status_code=status, error=f"HTTP {status}", retry_after=retry_after, url=url)
-
-
-def _signed_request(
-    url: httpx.URL, ip: str, delivery_id: str, secret: str, body: str
-) -> httpx.Request:
-    """A POST of ``body`` to the validated address, signed over exactly those bytes."""
-    pinned = pinned_request(url, ip, accept="application/json")
-    timestamp = utcnow()
-    headers = {
-        **pinned.headers,
-        "Content-Type": "application/json",
-        "webhook-id": delivery_id,
-        "webhook-timestamp": str(math.floor(timestamp.timestamp())),
-        "webhook-signature": Webhook(secret).sign(delivery_id, timestamp, body),
-    }
-    return httpx.Request(
-        "POST", pinned.url, headers=headers, content=body.encode(), extensions=pinned.extensions
-    )
 
 
 class WebhookDeliveryJob:
@@ -221,14 +140,16 @@ class WebhookDeliveryJob:
             if not await webhook_repository.any_due(session, due_before):
                 return []
         now = utcnow()
-        lease_end = now + timedelta(seconds=self._timeout + _CLAIM_MARGIN_SECONDS)
+        lease_end = now + timedelta(seconds=self._timeout + CLAIM_MARGIN_SECONDS)
         claimed: list[_Attempt] = []
         async with transaction(self._sessionmaker) as session:
             for row in await webhook_repository.due_deliveries(session, due_before, limit):
-                if row.attempts >= len(self._retry_schedule):
-                    # Its last attempt was claimed by a process that died before recording
-                    # the outcome: there is no attempt left to make.
-                    values = _final("failed", now, error="no outcome recorded for last attempt")
+                if row.attempts >= len(self._retry_schedule) or row.event_type == TEST_EVENT:
+                    # Its last attempt (a test event only ever has one) was claimed by a
+                    # process that died before recording the outcome: none is left to make.
+                    values = final_values(
+                        "failed", now, error="no outcome recorded for last attempt"
+                    )
                     await webhook_repository.update_delivery(
                         session, row.id, attempts=row.attempts, values=values
                     )
@@ -254,10 +175,17 @@ class WebhookDeliveryJob:
         try:
             target = await self._target(attempt)
             if isinstance(target, str):
-                await self._record(attempt, _Outcome(error=target, skipped=True))
+                await self._record(attempt, Outcome(error=target, skipped=True))
                 return False
-            url, secret = target
-            outcome = await self._post(url, secret, attempt)
+            url, secrets = target
+            outcome = await send_event(
+                url,
+                secrets,
+                attempt.delivery_id,
+                attempt.payload,
+                fetch_policy=self._fetch_policy,
+                timeout=self._timeout,
+            )
             await self._record(attempt, outcome)
         except Exception:
             # The claim lapses and the delivery is tried again then.
@@ -271,8 +199,8 @@ class WebhookDeliveryJob:
         )
         return True
 
-    async def _target(self, attempt: _Attempt) -> tuple[str, str] | str:
-        """(url, secret) to send to, or why the delivery must not be sent."""
+    async def _target(self, attempt: _Attempt) -> tuple[str, tuple[str, ...]] | str:
+        """(url, signing secrets) to send to, or why the delivery must not be sent."""
         if attempt.endpoint_id is None:
             # A task's own webhook_url, signed with the account's task-webhook secret.
             async with self._read_sessionmaker() as session:
@@ -280,63 +208,31 @@ class WebhookDeliveryJob:
             if secret is None:
                 async with transaction(self._sessionmaker) as session:
                     secret = await ensure_task_secret(session, attempt.account_id)
-            return attempt.url, secret
+            return attempt.url, (secret,)
         async with self._read_sessionmaker() as session:
             endpoint = await webhook_repository.endpoint_by_id(session, attempt.endpoint_id)
         if endpoint is None:
             return "The endpoint was deleted."
         if not endpoint.enabled:
             return "The endpoint is disabled."
-        # The endpoint's current URL: a URL fixed after a failure gets the retries.
-        return endpoint.url, endpoint.secret
+        # The endpoint's current URL and secrets: a URL fixed after a failure gets the
+        # retries, and a retry after a rotation is signed with the new secret.
+        return endpoint.url, signing_secrets(endpoint, utcnow())
 
-    async def _post(self, url: str, secret: str, attempt: _Attempt) -> _Outcome:
-        body = json.dumps(attempt.payload, separators=(",", ":"))
-        try:
-            async with asyncio.timeout(self._timeout):
-                # Validated again at every send: the name may resolve elsewhere by now.
-                parsed, ip = await validate_url(
-                    url, self._fetch_policy, param="url", remedy=URL_REMEDY
-                )
-                request = _signed_request(parsed, ip, attempt.delivery_id, secret, body)
-                async with httpx.AsyncClient(
-                    verify=_ssl_context(),
-                    trust_env=False,
-                    follow_redirects=False,
-                    timeout=self._timeout,
-                ) as client:
-                    response = await client.send(request, stream=True)
-                    await response.aclose()
-        except InvalidValue as exc:
-            return _Outcome(error=f"Refused: {exc.message}", url=url)
-        except (TimeoutError, httpx.TimeoutException):
-            return _Outcome(error=f"No answer within {self._timeout:g}s.", url=url)
-        except httpx.ConnectError:
-            return _Outcome(error="Could not connect.", url=url)
-        except httpx.HTTPError as exc:
-            return _Outcome(error=f"HTTP error: {type(exc).__name__}.", url=url)
-        return _classify(response, url)
-
-    def _outcome_values(
-        self, attempt: _Attempt, outcome: _Outcome, now: datetime
-    ) -> dict[str, Any]:
+    def _outcome_values(self, attempt: _Attempt, outcome: Outcome, now: datetime) -> dict[str, Any]:
         if outcome.skipped:
             # Nothing was sent, so the claim does not count as an attempt.
-            return {**_final("failed", now, error=outcome.error), "attempts": attempt.number - 1}
-        values: dict[str, Any] = {
-            "last_status_code": outcome.status_code,
-            "last_error": _truncate(outcome.error),
-        }
-        if outcome.url is not None:
-            values["url"] = outcome.url
+            values = final_values("failed", now, error=outcome.error)
+            return {**values, "attempts": attempt.number - 1}
+        values = sent_values(outcome)
         if outcome.succeeded:
-            return {**values, **_final("succeeded", now), "delivered_at": now}
+            return {**values, **final_values("succeeded", now)}
         if outcome.gone or attempt.number >= len(self._retry_schedule):
-            return {**values, **_final("failed", now, error=outcome.error)}
+            return {**values, **final_values("failed", now, error=outcome.error)}
         delay = max(self._retry_schedule[attempt.number], outcome.retry_after or 0.0)
         return {**values, "next_attempt_at": now + timedelta(seconds=delay), "updated_at": now}
 
-    async def _record(self, attempt: _Attempt, outcome: _Outcome) -> None:
+    async def _record(self, attempt: _Attempt, outcome: Outcome) -> None:
         now = utcnow()
         values = self._outcome_values(attempt, outcome, now)
         async with transaction(self._sessionmaker) as session:
@@ -354,14 +250,3 @@ class WebhookDeliveryJob:
                 await webhook_repository.fail_pending_for_endpoint(
                     session, attempt.endpoint_id, "The endpoint was disabled (HTTP 410 Gone).", now
                 )
-
-
-def _final(status: str, now: datetime, *, error: str | None = None) -> dict[str, Any]:
-    values: dict[str, Any] = {"status": status, "next_attempt_at": None, "updated_at": now}
-    if status == "failed":
-        values["last_error"] = _truncate(error)
-    return values
-
-
-def _truncate(error: str | None) -> str | None:
-    return None if error is None else error[:_MAX_ERROR_CHARS]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from framegate.models import Account, WebhookDelivery, WebhookEndpoint
@@ -43,6 +43,17 @@ class WebhookRepository:
     ) -> WebhookEndpoint | None:
         statement = select(WebhookEndpoint).where(WebhookEndpoint.id == endpoint_id)
         return (await session.execute(statement)).scalar_one_or_none()
+
+    async def count_endpoints_locked(self, session: AsyncSession, account_id: str) -> int:
+        """How many endpoints the account has, its row locked until the transaction ends
+        (PostgreSQL; SQLite transactions that write hold the database's one write lock)."""
+        await session.execute(select(Account.id).where(Account.id == account_id).with_for_update())
+        statement = (
+            select(func.count())
+            .select_from(WebhookEndpoint)
+            .where(WebhookEndpoint.account_id == account_id)
+        )
+        return int((await session.execute(statement)).scalar_one())
 
     async def list_endpoints(self, session: AsyncSession, account_id: str) -> list[WebhookEndpoint]:
         statement = (

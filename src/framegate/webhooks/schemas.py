@@ -4,6 +4,11 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from framegate.webhooks.service import (
+    DEFAULT_ROTATION_GRACE_SECONDS,
+    MAX_ROTATION_GRACE_SECONDS,
+)
+
 EVENTS_DESCRIPTION = (
     "Events to deliver: task.completed, task.failed, task.cancelled, task.progress. "
     "Omitted: every final state (task.completed, task.failed, task.cancelled)."
@@ -41,6 +46,10 @@ class WebhookEndpointObject(BaseModel):
     disabled_reason: str | None = Field(
         description="Why the endpoint stopped receiving events, when it is disabled."
     )
+    previous_secret_expires_at: int | None = Field(
+        description="While the secret replaced by the last rotation still signs deliveries "
+        "beside the current one: when it stops (unix seconds). null otherwise."
+    )
     created_at: int
     updated_at: int | None
 
@@ -48,6 +57,20 @@ class WebhookEndpointObject(BaseModel):
 class WebhookEndpointWithSecret(WebhookEndpointObject):
     secret: str = Field(
         description="The signing secret (whsec_…, Standard Webhooks). Shown once; store it now."
+    )
+
+
+class WebhookSecretRotation(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    grace_period_seconds: int = Field(
+        default=DEFAULT_ROTATION_GRACE_SECONDS,
+        ge=0,
+        le=MAX_ROTATION_GRACE_SECONDS,
+        strict=True,
+        description="How long the replaced secret keeps signing deliveries beside the new "
+        "one (both signatures in webhook-signature), so receivers can switch without "
+        f"rejecting events. 0 ends it at once; at most {MAX_ROTATION_GRACE_SECONDS} (3 days).",
     )
 
 
@@ -84,6 +107,19 @@ class WebhookDeliveryList(BaseModel):
     has_more: bool
     next_cursor: str | None = Field(
         default=None, description="Pass as 'after' to get the next page."
+    )
+
+
+class WebhookTestResult(BaseModel):
+    object: Literal["webhook_test"] = "webhook_test"
+    succeeded: bool = Field(description="Whether the endpoint answered with a 2xx status.")
+    status_code: int | None = Field(
+        description="The endpoint's HTTP status; null when it gave none (the URL was "
+        "refused, the connection failed, or no answer came in time)."
+    )
+    error: str | None = Field(description="Why the test failed, when it did.")
+    delivery: WebhookDeliveryObject = Field(
+        description="The test's delivery record, also listed among the endpoint's deliveries."
     )
 
 

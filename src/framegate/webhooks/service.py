@@ -5,16 +5,26 @@ from __future__ import annotations
 import base64
 import secrets
 import time
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from framegate.exceptions import InvalidValue, NotFound
+from framegate.exceptions import Conflict, InvalidValue, NotFound
 from framegate.kit.ids import new_id
 from framegate.kit.safe_fetch import FetchPolicy, validate_url
-from framegate.kit.time import to_unix, utcnow
+from framegate.kit.time import as_utc, to_unix, utcnow
 from framegate.models import Task, TaskStatus, WebhookDelivery, WebhookEndpoint
 from framegate.webhooks.repository import webhook_repository
+from framegate.webhooks.sender import (
+    CLAIM_MARGIN_SECONDS,
+    URL_REMEDY,
+    Outcome,
+    final_values,
+    send_event,
+    sent_values,
+)
 
 FINAL_EVENTS = {
     TaskStatus.completed: "task.completed",
@@ -22,13 +32,22 @@ FINAL_EVENTS = {
     TaskStatus.cancelled: "task.cancelled",
 }
 PROGRESS_EVENT = "task.progress"
+# Sent only on request, by POST /v1/webhooks/{id}/test; never subscribed to.
+TEST_EVENT = "webhook.test"
 # Events an endpoint gets when it names none: every final state, not progress.
 DEFAULT_EVENTS = tuple(FINAL_EVENTS.values())
 ALL_EVENTS = (*DEFAULT_EVENTS, PROGRESS_EVENT)
 SECRET_PREFIX = "whsec_"
 # Standard Webhooks asks for 24 to 64 random bytes.
 _SECRET_BYTES = 32
-URL_REMEDY = "Use a publicly reachable https endpoint of your backend."
+# How long a rotated-out endpoint secret keeps signing beside the new one, unless the
+# rotation says otherwise, and the longest grace a rotation may ask for.
+DEFAULT_ROTATION_GRACE_SECONDS = 24 * 3600
+MAX_ROTATION_GRACE_SECONDS = 3 * 24 * 3600
+
+
+class WebhookEndpointLimitReached(Conflict):
+    code = "webhook_endpoint_limit_reached"
 
 
 def generate_webhook_secret() -> str:
@@ -91,9 +110,42 @@ def task_event_payload(event_type: str, task: Task) -> dict[str, Any]:
     }
 
 
+def webhook_test_payload(endpoint: WebhookEndpoint) -> dict[str, Any]:
+    """The body of a webhook.test event: it names the endpoint and nothing else."""
+    return {
+        "type": TEST_EVENT,
+        "timestamp": utcnow().isoformat(),
+        "data": {"object": "webhook_endpoint", "id": endpoint.id},
+    }
+
+
 def subscribed(endpoint: WebhookEndpoint, event_type: str) -> bool:
     events = endpoint.events or list(DEFAULT_EVENTS)
     return event_type in events
+
+
+def previous_secret_expiry(endpoint: WebhookEndpoint, now: datetime) -> datetime | None:
+    """When the secret the last rotation replaced stops signing; None once it has."""
+    expires = endpoint.previous_secret_expires_at
+    if endpoint.previous_secret is None or expires is None or as_utc(expires) <= now:
+        return None
+    return as_utc(expires)
+
+
+def signing_secrets(endpoint: WebhookEndpoint, now: datetime) -> tuple[str, ...]:
+    """The secrets a delivery to ``endpoint`` is signed with: the current one, and during a
+    rotation's grace period also the one it replaced."""
+    if endpoint.previous_secret is not None and previous_secret_expiry(endpoint, now):
+        return (endpoint.secret, endpoint.previous_secret)
+    return (endpoint.secret,)
+
+
+@dataclass(frozen=True, slots=True)
+class PendingTestEvent:
+    """A webhook.test delivery recorded as claimed, to be sent once that is committed."""
+
+    delivery: WebhookDelivery
+    secrets: tuple[str, ...]
 
 
 class WebhookService:
@@ -104,11 +156,15 @@ class WebhookService:
         read_sessionmaker: async_sessionmaker[AsyncSession],
         fetch_policy: FetchPolicy,
         progress_interval_seconds: float,
+        timeout_seconds: float,
+        max_endpoints: int,
     ) -> None:
         self._sessionmaker = sessionmaker
         self._read_sessionmaker = read_sessionmaker
         self._fetch_policy = fetch_policy
         self._progress_interval = progress_interval_seconds
+        self._timeout = timeout_seconds
+        self._max_endpoints = max_endpoints
         # task id → when its last progress event was queued (monotonic seconds).
         self._last_progress: dict[str, float] = {}
 
@@ -174,6 +230,16 @@ class WebhookService:
         """A new endpoint; its ``secret`` is shown to the caller this once."""
         subscribed_events = validate_events(events)
         await self._check_url(url)
+        # Counted under a lock on the account, so two creations racing cannot both take
+        # the last place; taken after the URL check, which may wait on DNS.
+        count = await webhook_repository.count_endpoints_locked(session, account_id)
+        if count >= self._max_endpoints:
+            raise WebhookEndpointLimitReached(
+                f"This account already has {count} webhook endpoints; the limit is "
+                f"{self._max_endpoints} (FRAMEGATE_WEBHOOK_MAX_ENDPOINTS on the server). "
+                "Delete one you no longer use with DELETE /v1/webhooks/{id}, or subscribe an "
+                "existing endpoint to more events with PATCH /v1/webhooks/{id}."
+            )
         endpoint = WebhookEndpoint(
             id=new_id("we"),
             account_id=account_id,
@@ -233,14 +299,83 @@ class WebhookService:
         await webhook_repository.delete_endpoint(session, endpoint.id)
 
     async def rotate_endpoint_secret(
-        self, session: AsyncSession, account_id: str, endpoint_id: str
+        self,
+        session: AsyncSession,
+        account_id: str,
+        endpoint_id: str,
+        *,
+        grace_seconds: int = DEFAULT_ROTATION_GRACE_SECONDS,
     ) -> WebhookEndpoint:
-        """A new secret, in force at once: every later attempt is signed with it."""
+        """A new secret, in force at once: every later attempt is signed with it, and for
+        ``grace_seconds`` also with the secret it replaces (0: that one stops at once).
+
+        Only the secret replaced now keeps a grace: rotating again during a grace ends the
+        grace of the secret before."""
         endpoint = await self.get_endpoint(session, account_id, endpoint_id)
+        now = utcnow()
+        if grace_seconds > 0:
+            endpoint.previous_secret = endpoint.secret
+            endpoint.previous_secret_expires_at = now + timedelta(seconds=grace_seconds)
+        else:
+            endpoint.previous_secret = None
+            endpoint.previous_secret_expires_at = None
         endpoint.secret = generate_webhook_secret()
-        endpoint.updated_at = utcnow()
+        endpoint.updated_at = now
         await session.flush()
         return endpoint
+
+    async def start_test_event(
+        self, session: AsyncSession, account_id: str, endpoint_id: str
+    ) -> PendingTestEvent:
+        """Record a webhook.test delivery to the endpoint as claimed for its one attempt.
+
+        The caller commits before :meth:`send_test_event`, so no transaction stays open
+        while the receiver answers. A disabled endpoint can be tested too: that is how one
+        checks a fixed receiver before enabling it again."""
+        endpoint = await self.get_endpoint(session, account_id, endpoint_id)
+        now = utcnow()
+        delivery = WebhookDelivery(
+            id=new_id("msg"),
+            account_id=account_id,
+            endpoint_id=endpoint.id,
+            url=endpoint.url,
+            task_id=None,
+            event_type=TEST_EVENT,
+            payload=webhook_test_payload(endpoint),
+            status="pending",
+            attempts=1,
+            # The delivery job leaves it alone while it is sent (as for any claimed one).
+            next_attempt_at=now + timedelta(seconds=self._timeout + CLAIM_MARGIN_SECONDS),
+            created_at=now,
+        )
+        await webhook_repository.add_delivery(session, delivery)
+        # Detached: the outcome is recorded by a compare-and-set, not by flushing this.
+        session.expunge(delivery)
+        return PendingTestEvent(delivery=delivery, secrets=signing_secrets(endpoint, now))
+
+    async def send_test_event(
+        self, session: AsyncSession, pending: PendingTestEvent
+    ) -> tuple[WebhookDelivery, Outcome]:
+        """Send the test event once and record how it went; it is never retried, and its
+        outcome changes nothing else (a 410 answer does not disable the endpoint)."""
+        delivery = pending.delivery
+        outcome = await send_event(
+            delivery.url,
+            pending.secrets,
+            delivery.id,
+            delivery.payload,
+            fetch_policy=self._fetch_policy,
+            timeout=self._timeout,
+        )
+        now = utcnow()
+        status = "succeeded" if outcome.succeeded else "failed"
+        values = {**sent_values(outcome), **final_values(status, now, error=outcome.error)}
+        await webhook_repository.update_delivery(
+            session, delivery.id, attempts=delivery.attempts, values=values
+        )
+        for name, value in values.items():
+            setattr(delivery, name, value)
+        return delivery, outcome
 
     async def list_deliveries(
         self,

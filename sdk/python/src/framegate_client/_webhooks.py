@@ -50,6 +50,9 @@ def verify(
 ) -> Any:
     """Verify a webhook delivery and return its parsed JSON body.
 
+    ``webhook-signature`` may hold several space-separated signatures (during a secret
+    rotation the server signs with the new and the old secret); one match is enough.
+
     Raises :class:`WebhookVerificationError` on a missing header, a timestamp more than
     ``tolerance`` seconds off, or no matching ``v1`` signature.
     """
