@@ -327,3 +327,35 @@ async def test_odd_request_id_header_is_replaced(client: httpx.AsyncClient) -> N
     response = await client.get("/healthz", headers=[(b"x-request-id", b"\xff\xfe")])
     assert response.status_code == 200
     assert response.headers["x-request-id"].startswith("req_")
+
+
+def _png() -> bytes:
+    import io
+
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.new("RGB", (64, 36), (200, 30, 30)).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+@pytest.mark.usefixtures("no_tracebacks")
+@pytest.mark.parametrize(
+    ("path", "file_field", "fields"),
+    [
+        ("/v1/videos", "input_reference", {"model": "preview", "prompt": "a\x00b"}),
+        ("/v1/video/generate", "image", {"model": "preview", "prompt": "a\x00b"}),
+    ],
+)
+async def test_nul_in_multipart_fields_is_refused(
+    client: httpx.AsyncClient, account: Tenant, path: str, file_field: str, fields: dict[str, str]
+) -> None:
+    response = await client.post(
+        path,
+        data=fields,
+        files={file_field: ("a.png", _png(), "image/png")},
+        headers=account.headers,
+    )
+    assert 400 <= response.status_code < 500, response.text
+    assert "prompt" in response.text
+    assert "NUL" in response.text

@@ -395,7 +395,8 @@ def test_bad_key_is_an_authentication_error(live: Live) -> None:
         "error": {
             "message": response.json()["error"]["message"],
             "type": "invalid_request_error",
-            "param": None,
+            # The header the key belongs in.
+            "param": "Authorization",
             "code": "invalid_api_key",
         }
     }
@@ -414,12 +415,14 @@ def test_key_without_the_scope_is_permission_denied(live: Live) -> None:
     [
         ({"seconds": "12"}, "seconds", "invalid_value"),  # the model makes 1-10 s
         ({"seconds": "four"}, "seconds", "invalid_value"),
+        ({"seconds": True}, "seconds", "invalid_value"),  # a boolean is not a number
+        ({"size": "large"}, "size", "invalid_value"),
         ({"size": "1281x720"}, "size", "invalid_value"),  # odd width
         ({"model": "sora-3"}, "model", "model_not_found"),
     ],
 )
 def test_bad_field_is_a_bad_request_naming_it(
-    live: Live, fields: dict[str, str], param: str, code: str
+    live: Live, fields: dict[str, Any], param: str, code: str
 ) -> None:
     request = {"model": "sora-2", "prompt": "x", **fields}
     with pytest.raises(openai.BadRequestError) as refused:

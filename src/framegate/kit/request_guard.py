@@ -73,6 +73,14 @@ def _unstorable(param: str, where: str) -> InvalidValue:
     )
 
 
+def check_text(value: str, *, param: str, where: str = "field") -> str:
+    """``value`` when a database can store it; 422 naming ``param`` when it holds NUL or an
+    unpaired surrogate (for text that arrives outside JSON, such as multipart fields)."""
+    if _UNSTORABLE.search(value):
+        raise _unstorable(param, where)
+    return value
+
+
 def _check_path(scope: Scope) -> None:
     raw = scope.get("raw_path")
     if raw:

@@ -247,6 +247,10 @@ async def task_events(
             terminal = TaskStatus(task.status).is_terminal()
             if event_id != last_id:
                 body = await runtime.tasks.render(auth.account.id, task_id, absolute)
+                if _event_id(await runtime.tasks.get(auth.account.id, task_id)) != event_id:
+                    # It changed while rendering: the body may show a later state than
+                    # event_id says (a second terminal event). Start again from that state.
+                    continue
                 kind = "progress" if task.status == last_status else "status"
                 yield {"event": kind, "id": event_id, "data": body.decode()}
                 last_id, last_status = event_id, task.status

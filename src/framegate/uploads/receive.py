@@ -22,6 +22,7 @@ from python_multipart.multipart import parse_options_header
 from starlette.requests import ClientDisconnect
 
 from framegate.exceptions import BadRequest, InvalidValue, PayloadTooLarge
+from framegate.kit.request_guard import check_text
 
 if TYPE_CHECKING:
     # Declared for type checkers only by python-multipart.
@@ -187,9 +188,10 @@ class _FormReader:
         if self._part is None or self._part == self.file_field:
             return
         try:
-            self.fields[self._part] = self._text.decode("utf-8")
+            text = self._text.decode("utf-8")
         except UnicodeDecodeError:
             raise InvalidValue(f"{self._part} is not valid UTF-8.", param=self._part) from None
+        self.fields[self._part] = check_text(text, param=self._part, where="form field")
 
     def _end(self) -> None:
         self.finished = True
