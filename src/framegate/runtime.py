@@ -195,6 +195,7 @@ class Runtime:
             upstream=UpstreamOptions(
                 poll_seconds=self.settings.vendor_poll_seconds,
                 max_poll_seconds=self.settings.vendor_poll_max_seconds,
+                max_pixels=self.settings.input_image_max_pixels,
                 download_policy=dataclasses.replace(
                     self.settings.fetch_policy,
                     max_bytes=self.settings.vendor_result_max_bytes,

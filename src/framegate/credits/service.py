@@ -42,15 +42,21 @@ class CreditService:
             description=description or "credit grant",
         )
 
+    async def check_covered(self, session: AsyncSession, account_id: str, amount: int) -> None:
+        """402 when the available balance does not cover ``amount`` now; reads only.
+
+        A cheap early refusal, made before a request does expensive work (decoding its
+        images); ``hold`` stays the check that counts."""
+        available = await credit_repository.balance(session, account_id) or 0
+        if available < amount:
+            raise _insufficient(amount, available)
+
     async def hold(self, session: AsyncSession, task: Task, amount: int) -> None:
         """Reserve the task's price; 402 when the available balance does not cover it."""
         balance = await credit_repository.debit_if_covered(session, task.account_id, amount)
         if balance is None:
             available = await credit_repository.balance(session, task.account_id) or 0
-            raise InsufficientCredits(
-                f"This request costs {amount} credits but the account has {available} "
-                "available. Add credits or choose a shorter duration or lower resolution.",
-            )
+            raise _insufficient(amount, available)
         task.credits_reserved = amount
         await credit_repository.add_entry(
             session,
@@ -111,6 +117,13 @@ class CreditService:
         self, session: AsyncSession, account_id: str, *, limit: int, after: str | None
     ) -> list[LedgerEntry]:
         return await credit_repository.list_entries(session, account_id, limit=limit, after=after)
+
+
+def _insufficient(amount: int, available: int) -> InsufficientCredits:
+    return InsufficientCredits(
+        f"This request costs {amount} credits but the account has {available} available. "
+        "Add credits or choose a shorter duration or lower resolution.",
+    )
 
 
 credit_service = CreditService()

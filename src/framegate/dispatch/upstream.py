@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import av
-import numpy as np
+from av.video.reformatter import Interpolation
 
 from framegate.catalog.schemas import ModelRoute
 from framegate.catalog.service import Catalog
@@ -43,6 +43,7 @@ from framegate.engines.vendors.base import (
     VendorEngine,
 )
 from framegate.exceptions import FramegateError
+from framegate.kit.images import image_decoding
 from framegate.kit.safe_fetch import FetchPolicy
 from framegate.kit.time import as_utc, utcnow
 from framegate.models import Task
@@ -62,6 +63,8 @@ class UpstreamOptions:
     download_policy: FetchPolicy
     public_url: str = ""
     signer: Any = None
+    # Frames larger than this are not decoded (the same cap as input images).
+    max_pixels: int = 40_000_000
 
 
 @dataclass(frozen=True)
@@ -343,24 +346,35 @@ class UpstreamStep:
         raw = workdir / "upstream-video"
         await engine.download(url, raw, self._options.download_policy)
         try:
-            return await asyncio.to_thread(_prepare_video, raw, workdir)
-        except (av.FFmpegError, ValueError, IndexError) as exc:
+            return await asyncio.to_thread(_prepare_video, raw, workdir, self._options.max_pixels)
+        except UpstreamError as exc:
+            raise UpstreamError(f"{engine.name}: {exc.message}") from exc
+        except (av.FFmpegError, ValueError, IndexError, StopIteration) as exc:
             raise UpstreamError(
                 f"{engine.name}: the result is not a playable video ({type(exc).__name__})"
             ) from exc
 
 
-def inspect_video(path: Path) -> VideoInfo:
+def inspect_video(path: Path, max_pixels: int = 40_000_000) -> VideoInfo:
+    """What the video at ``path`` is, read from its headers and packets: no frame is
+    decoded, and frames larger than ``max_pixels`` are refused before any is."""
     with av.open(str(path)) as container:
         stream = container.streams.video[0]
+        width, height = stream.codec_context.width, stream.codec_context.height
+        if width * height > max_pixels:
+            raise UpstreamError(
+                f"the result's frames are {width}x{height} pixels, more than the "
+                f"{max_pixels / 1_000_000:g} megapixels this installation decodes"
+            )
         rate = stream.average_rate or stream.guessed_rate or Fraction(24)
         frames = stream.frames
         if not frames:
-            frames = sum(1 for _ in container.decode(stream))
+            # One packet per frame: counting them costs no decoding.
+            frames = sum(1 for packet in container.demux(stream) if packet.size)
         fps = max(1, round(float(rate)))
         return VideoInfo(
-            width=stream.codec_context.width,
-            height=stream.codec_context.height,
+            width=width,
+            height=height,
             fps=fps,
             num_frames=frames,
             duration=frames / float(rate),
@@ -368,29 +382,35 @@ def inspect_video(path: Path) -> VideoInfo:
         )
 
 
-def _prepare_video(raw: Path, workdir: Path) -> OutputFile:
+def _prepare_video(raw: Path, workdir: Path, max_pixels: int) -> OutputFile:
     """The vendor's file as framegate serves videos: H.264 MP4 (re-encoded only when it is
-    something else), plus a JPEG thumbnail of the first frame."""
-    info = inspect_video(raw)
+    something else), plus a JPEG thumbnail of the first frame.
+
+    Frames past ``max_pixels`` are refused before any is decoded; a re-encode holds one
+    decoded frame at a time (handed to the encoder as decoded, without an RGB copy)."""
+    info = inspect_video(raw, max_pixels)
     video = workdir / "video.mp4"
     if info.is_h264_mp4:
         raw.rename(video)
     else:
         with av.open(str(raw)) as container:
-            frames = (f.to_ndarray(format="rgb24") for f in container.decode(video=0))
             encode_mp4(
-                frames,
+                container.decode(video=0),
                 video,
                 width=info.width - info.width % 2,
                 height=info.height - info.height % 2,
                 fps=info.fps,
             )
         raw.unlink(missing_ok=True)
-        info = inspect_video(video)
+        info = inspect_video(video, max_pixels)
     thumbnail = workdir / "thumbnail.jpg"
-    with av.open(str(video)) as container:
-        first: np.ndarray = next(container.decode(video=0)).to_ndarray(format="rgb24")
-    save_jpeg(first, thumbnail, max_side=_THUMBNAIL_SIDE)
+    width, height = _thumbnail_size(info.width, info.height)
+    # One full-size frame, decoded under the process's image decoding limit and scaled
+    # to the thumbnail by the scaler, not copied to RGB at full size first.
+    with image_decoding.slot(), av.open(str(video)) as container:
+        frame = next(container.decode(video=0))
+        first = frame.reformat(width, height, "rgb24", interpolation=Interpolation.AREA)
+    save_jpeg(first.to_ndarray(), thumbnail)
     return OutputFile(
         path=video,
         content_type="video/mp4",
@@ -401,6 +421,11 @@ def _prepare_video(raw: Path, workdir: Path) -> OutputFile:
         fps=info.fps,
         num_frames=info.num_frames,
     )
+
+
+def _thumbnail_size(width: int, height: int) -> tuple[int, int]:
+    scale = min(1.0, _THUMBNAIL_SIDE / max(width, height, 1))
+    return max(1, round(width * scale)), max(1, round(height * scale))
 
 
 def signed_input_url(options: UpstreamOptions, key: str | None) -> str | None:

@@ -102,6 +102,19 @@ class LimitsService:
         connection of its own, and taking one while holding the account's row lock could
         wait forever on a pool drained by requests queued behind that lock."""
         await limits_repository.lock_account(session, auth.account.id)
+        await self.precheck_submission(session, auth, task_type, price, limits)
+
+    async def precheck_submission(
+        self,
+        session: AsyncSession,
+        auth: AuthContext,
+        task_type: str,
+        price: int,
+        limits: PlanLimits,
+    ) -> None:
+        """The checks of ``check_submission`` without the lock: in a read session, before
+        a request does expensive work, they refuse early with the same 429 or 402 the
+        transaction would give (which still decides, race-free)."""
         allowed = (
             limits.max_concurrent_videos
             if task_type == TaskType.video_generation

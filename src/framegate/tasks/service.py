@@ -19,10 +19,10 @@ from framegate.credits.service import credit_service
 from framegate.exceptions import FramegateError, InvalidValue, NotFound
 from framegate.keys.service import AuthContext
 from framegate.kit.ids import new_id
-from framegate.kit.images import decode_image, load_image
+from framegate.kit.images import image_decoding, intake_image, read_image_source
 from framegate.kit.safe_fetch import FetchPolicy, validate_url
 from framegate.kit.time import to_unix, utcnow
-from framegate.limits.service import LimitsService
+from framegate.limits.service import LimitsService, PlanLimits
 from framegate.models import Task, TaskStatus, TaskType
 from framegate.storage.base import Storage, input_key
 from framegate.storage.signing import URLSigner
@@ -86,7 +86,12 @@ class TaskService:
         signals: TaskSignals,
         cache_seconds: float,
         signed_url_ttl_seconds: int,
+        decode_concurrency: int | None = None,
     ) -> None:
+        if decode_concurrency is not None:
+            # The limit is the process's (workers and uploads decode under it too); the
+            # service that takes input images is where the settings reach it.
+            image_decoding.configure(decode_concurrency)
         self._signals = signals
         self._uploads = uploads
         self._limits = limits
@@ -144,32 +149,47 @@ class TaskService:
         return self.catalog.plan_video(route, body)
 
     async def prepare_input_image(
-        self, account_id: str, value: str | None, *, param: str = "input_image"
+        self,
+        account_id: str,
+        value: str | None,
+        *,
+        param: str = "input_image",
+        cover: tuple[int, int],
     ) -> PreparedInput | None:
-        """Fetch (or read the upload) and decode the input image before credits are held."""
+        """Fetch (or read the upload) and decode the input image before credits are held;
+        what is kept is the image reduced to cover the output's ``cover`` size."""
         if value is None:
             return None
         if value.startswith(UPLOAD_ID_PREFIX):
             data = await self._uploads.image_bytes(account_id, value, param=param)
-            await asyncio.to_thread(decode_image, data, max_pixels=self._max_image_pixels)
-            return PreparedInput(data=data, description=value)
-        data, _image = await load_image(
-            value, policy=self._fetch_policy, max_pixels=self._max_image_pixels
+            description = value
+        else:
+            data = await read_image_source(value, policy=self._fetch_policy, param=param)
+            is_data_uri = value.startswith("data:")
+            description = f"data URI ({len(data)} bytes)" if is_data_uri else value
+        kept = await image_decoding.run(
+            intake_image, data, param=param, max_pixels=self._max_image_pixels, cover=cover
         )
-        if value.startswith("data:"):
-            return PreparedInput(data=data, description=f"data URI ({len(data)} bytes)")
-        return PreparedInput(data=data, description=value)
+        return PreparedInput(data=kept, description=description)
 
     async def submit_video(
         self, session: AsyncSession, auth: AuthContext, body: VideoGenerationRequest
     ) -> Task:
         plan = self.plan_video(body)
         self.catalog.check_healthy(plan.route)
+        _check_metadata(body.metadata)
         await self._check_webhook_url(body.webhook_url)
+        limits = await self._limits.plan_for(auth.account.plan)
+        images = {field: getattr(body, field) for field in INPUT_IMAGE_NAMES}
+        if any(value is not None for value in images.values()):
+            # Every check that costs no more than a query comes before the images are
+            # fetched and decoded, the expensive part of a submission.
+            await self._precheck(auth, TaskType.video_generation, plan.credits, limits)
         prepared = {}
-        for field in INPUT_IMAGE_NAMES:
-            value = getattr(body, field)
-            image = await self.prepare_input_image(auth.account.id, value, param=field)
+        for field, value in images.items():
+            image = await self.prepare_input_image(
+                auth.account.id, value, param=field, cover=(plan.width, plan.height)
+            )
             if image is not None:
                 prepared[field] = image
         params: dict[str, Any] = {
@@ -188,6 +208,7 @@ class TaskService:
             session,
             auth,
             plan=plan,
+            limits=limits,
             task_type=TaskType.video_generation,
             params=params,
             prepared=prepared,
@@ -200,7 +221,9 @@ class TaskService:
     ) -> Task:
         route = self.catalog.require(body.model, kind="image")
         plan = self.catalog.plan_image(route, size=body.size, n=body.n)
+        _check_metadata(body.metadata)
         await self._check_webhook_url(body.webhook_url)
+        limits = await self._limits.plan_for(auth.account.plan)
         params: dict[str, Any] = {
             "prompt": body.prompt,
             "negative_prompt": body.negative_prompt,
@@ -214,6 +237,7 @@ class TaskService:
             session,
             auth,
             plan=plan,
+            limits=limits,
             task_type=TaskType.image_generation,
             params=params,
             prepared={},
@@ -230,20 +254,29 @@ class TaskService:
                 remedy="Use a publicly reachable https endpoint of your backend.",
             )
 
+    async def _precheck(
+        self, auth: AuthContext, task_type: TaskType, price: int, limits: PlanLimits
+    ) -> None:
+        """Refuse now what the submitting transaction would refuse (concurrency, key spend,
+        credits), with the same errors, before any expensive work. Only a pre-check: the
+        transaction checks again under the account's lock and decides."""
+        async with self._read_sessionmaker() as session:
+            await self._limits.precheck_submission(session, auth, task_type, price, limits)
+            await credit_service.check_covered(session, auth.account.id, price)
+
     async def _create(
         self,
         session: AsyncSession,
         auth: AuthContext,
         *,
         plan: OutputPlan,
+        limits: PlanLimits,
         task_type: TaskType,
         params: dict[str, Any],
         prepared: dict[str, PreparedInput],
         webhook_url: str | None,
         metadata: dict[str, str],
     ) -> Task:
-        _check_metadata(metadata)
-        limits = await self._limits.plan_for(auth.account.plan)
         task = Task(
             id=new_id("task"),
             number=secrets.randbelow(2**53 - 1) + 1,

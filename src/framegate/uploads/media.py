@@ -4,6 +4,7 @@ The first bytes only choose which decoder to try: an image must then decode with
 (PNG, JPEG or WebP, bombs refused), a video must open in its container's demuxer and
 decode a frame with PyAV. Naming the demuxer instead of letting FFmpeg probe keeps a
 stranger's file away from formats such as HLS playlists, which read other files or URLs.
+Both decode under the process's image decoding limit, an image reduced as it decodes.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from av.video.frame import VideoFrame
 from av.video.stream import VideoStream
 
 from framegate.exceptions import InvalidValue
-from framegate.kit.images import decode_image
+from framegate.kit.images import image_decoding, read_image
 from framegate.uploads.receive import file_too_large
 from framegate.uploads.schemas import UploadKind
 
@@ -28,6 +29,9 @@ _HEAD_BYTES = 64
 # let a crafted file keep the decoder busy without ever showing a picture.
 _MAX_PACKETS_FOR_FIRST_FRAME = 300
 _WEBM_CODECS = frozenset({"vp8", "vp9", "av1"})
+# An image is decoded only to prove it decodes: reduced this far, a JPEG decodes at an
+# eighth of its size and nothing larger than this is kept afterwards.
+_PROOF_SIZE = (256, 256)
 # What PyAV raises on a damaged or hostile file: the file's fault, never a server error.
 _VIDEO_ERRORS = (av.FFmpegError, OSError, ValueError, EOFError, IndexError)
 
@@ -80,7 +84,8 @@ def _video_type(head: bytes) -> tuple[str, str, str] | None:
 
 
 def identify(path: Path, size: int, *, limits: MediaLimits, param: str) -> Media:
-    """Decode the file at ``path`` (blocking: run it in a thread) and say what it is."""
+    """Decode the file at ``path`` and say what it is (blocking: run it with
+    ``image_decoding.run``)."""
     if size == 0:
         raise InvalidValue(f"{param} is empty.", param=param, code="empty_file")
     with path.open("rb") as handle:
@@ -102,9 +107,8 @@ def _identify_image(path: Path, image_type: tuple[str, str], max_pixels: int, pa
     content_type, extension = image_type
     # Pillow recognises these formats by the same signatures, so the format it decoded is
     # the one the signature named.
-    decoded = decode_image(path.read_bytes(), param=param, max_pixels=max_pixels)
-    width, height = decoded.size
-    return Media(UploadKind.image, content_type, extension, width, height)
+    decoded = read_image(path, param=param, max_pixels=max_pixels, cover=_PROOF_SIZE)
+    return Media(UploadKind.image, content_type, extension, decoded.width, decoded.height)
 
 
 def _identify_video(
@@ -120,7 +124,8 @@ def _identify_video(
             # Checked before decoding allocates a frame of that size.
             if declared > max_pixels:
                 raise _too_many_pixels(param, stream, max_pixels)
-            frame = _first_frame(container, stream)
+            with image_decoding.slot():
+                frame = _first_frame(container, stream)
     except _VIDEO_ERRORS:
         frame = None
     if frame is None:

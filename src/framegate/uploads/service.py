@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from framegate.exceptions import InvalidValue, NotFound
 from framegate.kit.ids import new_id
+from framegate.kit.images import image_decoding
 from framegate.kit.time import as_utc, utcnow
 from framegate.models import Upload
 from framegate.storage.base import Storage
@@ -129,7 +130,7 @@ class UploadService:
         upload_id = new_id(_ID_PREFIX)
         try:
             wanted = purpose if purpose is not None else _purpose(received)
-            media = await asyncio.to_thread(
+            media = await image_decoding.run(
                 identify, received.path, received.size, limits=self._limits, param=file_field
             )
             _check_purpose(wanted, media)

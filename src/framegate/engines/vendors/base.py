@@ -234,8 +234,10 @@ def _tls_context() -> ssl.SSLContext:
 
 
 def image_bytes(image: Image.Image, format: str = "PNG") -> bytes:
+    """``image`` (an input image, already reduced to the output's size when the task was
+    submitted) encoded for a vendor's request."""
     buffer = io.BytesIO()
-    image.convert("RGB").save(buffer, format=format)
+    (image if image.mode == "RGB" else image.convert("RGB")).save(buffer, format=format)
     return buffer.getvalue()
 
 
