@@ -135,10 +135,9 @@ class Settings(BaseSettings):
     upload_video_max_bytes: int = Field(default=50 * 1024 * 1024, gt=0)
 
     # Limits of accounts whose plan has no row in the plans table.
-    # (The same bounds as a plan set through the API.)
-    default_max_concurrent_videos: int = Field(default=5, ge=1, le=10_000)
-    default_max_concurrent_images: int = Field(default=10, ge=1, le=10_000)
-    default_requests_per_minute: int = Field(default=600, ge=1, le=1_000_000)
+    default_max_concurrent_videos: int = Field(default=5, ge=1)
+    default_max_concurrent_images: int = Field(default=10, ge=1)
+    default_requests_per_minute: int = Field(default=600, ge=1)
     # Where per-key request counts live: in process by default; a shared storage such as
     # redis://127.0.0.1:6379 when several API processes serve one installation.
     rate_limit_storage_url: str = "memory://"

@@ -57,9 +57,13 @@ class PlanBody(BaseModel):
     requests_per_minute: StrictInt = Field(ge=1, le=1_000_000)
 
 
-class PlanObject(PlanBody):
+class PlanObject(BaseModel):
+    # Not bounded like PlanBody: the default plan comes from settings, which may go higher.
     name: str
     object: Literal["plan"] = "plan"
+    max_concurrent_videos: int
+    max_concurrent_images: int
+    requests_per_minute: int
 
 
 class PlanList(BaseModel):
