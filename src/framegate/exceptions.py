@@ -131,6 +131,7 @@ def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
         410: "Deleted at the end of its retention period",
         413: "Payload too large",
         422: "A field has an invalid value",
+        429: "Too many requests: a rate or concurrency limit (retry after Retry-After)",
         502: "Generation failed (credits refunded)",
         503: "Service unavailable",
     }

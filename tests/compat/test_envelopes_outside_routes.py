@@ -50,6 +50,11 @@ async def test_reused_idempotency_key_in_each_dialect(
 async def test_unknown_paths_under_a_dialect(client: httpx.AsyncClient, account: Tenant) -> None:
     pixverse = await client.get("/openapi/v2/nothing/here", headers=account.headers)
     assert set(pixverse.json()) == {"ErrCode", "ErrMsg", "Resp"}
+    # A method the path does not have stays an HTTP error, even for PixVerse.
+    wrong_method = await client.delete("/openapi/v2/account/balance", headers=account.headers)
+    assert wrong_method.status_code == 405
+    assert wrong_method.headers["allow"] == "GET"
+    assert set(wrong_method.json()) == {"ErrCode", "ErrMsg", "Resp"}
     openai = await client.get("/v1/videos/task_x/unknown", headers=account.headers)
     assert openai.status_code == 404
     assert set(openai.json()["error"]) == {"message", "type", "param", "code"}

@@ -300,6 +300,11 @@ def test_key_errors(live: Live) -> None:
         ({"resolution": "1080p"}, 422, "missing_parameter", "prompt"),
         ({**CLIP, "resolution": "4k"}, 422, "invalid_parameter", "resolution"),
         ({**CLIP, "duration": 60}, 422, "invalid_parameter", "duration"),
+        # Strict JSON: a boolean or a string is not a duration, nor a string a flag.
+        ({**CLIP, "duration": True}, 422, "invalid_parameter", "duration"),
+        ({**CLIP, "duration": "5"}, 422, "invalid_parameter", "duration"),
+        ({**CLIP, "camera_fixed": "true"}, 422, "invalid_parameter", "camera_fixed"),
+        ({**CLIP, "aspect_ratio": "wide"}, 422, "invalid_parameter", "aspect_ratio"),
         ({**CLIP, "fps": 30}, 422, "unknown_parameter", "fps"),
         ({**CLIP, "model": "no-such-model"}, 422, "model_not_found", "model"),
         ({**CLIP, "image": "data:image/png;base64,AAAA"}, 422, "invalid_image", "image"),

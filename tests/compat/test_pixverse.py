@@ -430,6 +430,8 @@ async def test_bad_or_missing_key_is_401_invalid_api_key(client: httpx.AsyncClie
         ({"quality": None}, 400011, "quality"),  # a required field left out
         ({"prompt": ""}, 400011, "prompt"),
         ({"duration": "5"}, 400013, "duration"),  # a string where PixVerse takes an int
+        ({"duration": True}, 400013, "duration"),  # a boolean is not an int either
+        ({"seed": 5.0}, 400013, "seed"),
         ({"water_mark": "false"}, 400013, "water_mark"),
         ({"quality": "4k"}, 400017, "quality"),
         ({"aspect_ratio": "2:1"}, 400017, "aspect_ratio"),

@@ -24,6 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from framegate.compat.base import authorize, dialect_route, error_param, request_id
+from framegate.compat.fields import AspectRatio, SecondsAsInt
 from framegate.dependencies import API_KEY_SCHEME, AbsoluteURL, RuntimeDep, SessionDep
 from framegate.exceptions import BadRequest, FramegateError, InvalidValue, NotFound
 from framegate.keys.scopes import Scope
@@ -31,7 +32,7 @@ from framegate.keys.service import AuthContext
 from framegate.kit.validation import from_validation
 from framegate.models import Task, TaskStatus, TaskType
 from framegate.runtime import Runtime
-from framegate.tasks.schemas import TaskObject, VideoGenerationRequest
+from framegate.tasks.schemas import MAX_SEED, TaskObject, VideoGenerationRequest
 from framegate.tasks.service import UPLOAD_ID_PREFIX
 
 # framegate's names of request fields → the names an AI/ML client sent.
@@ -49,9 +50,10 @@ _MESSAGE_RENAMES = [
 ]
 
 _TIER_RESOLUTIONS = frozenset({"480p", "720p", "1080p"})
+RESOLUTION_PATTERN = r"^(?:[0-9]{3,4}[pP]|[24][kK])$"
 _RESOLUTION_RE = re.compile(r"^(\d{3,4})p$")
 _NAMED_RESOLUTIONS = {"2k": 1440, "4k": 2160}
-_ASPECT_RE = re.compile(r"^(\d{1,2}):(\d{1,2})$")
+_ASPECT_RE = re.compile(r"^(\d{1,3}):(\d{1,3})$")
 _SCHEME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:")
 # AI/ML takes "a Base64-encoded local image" in image_url without a data: prefix.
 _BARE_BASE64_RE = re.compile(r"^[A-Za-z0-9+/=_\-\s]{64,}$")
@@ -84,10 +86,11 @@ router = APIRouter(route_class=dialect_route(render_error), tags=["compat: aimla
 
 class AimlVideoRequest(BaseModel):
     """An AI/ML API video generation request (text-to-video, or image-to-video with
-    image_url)."""
+    image_url). Strict: a JSON ``true`` is not a duration, ``5.0`` is not a seed."""
 
     model_config = ConfigDict(
         extra="forbid",
+        strict=True,
         json_schema_extra={
             "examples": [
                 {
@@ -108,18 +111,19 @@ class AimlVideoRequest(BaseModel):
         "names such as pixverse/v5/text-to-video onto a route).",
     )
     prompt: str = Field(min_length=1, max_length=4000)
-    aspect_ratio: str | None = Field(default=None, description="e.g. 16:9, 4:3, 1:1, 9:16.")
-    ratio: str | None = Field(default=None, description="Older AI/ML name of aspect_ratio.")
+    aspect_ratio: AspectRatio | None = Field(default=None, description="e.g. 16:9, 4:3, 1:1, 9:16.")
+    ratio: AspectRatio | None = Field(default=None, description="Older AI/ML name of aspect_ratio.")
     resolution: str | None = Field(
         default=None,
+        pattern=RESOLUTION_PATTERN,
         description="The short side: 360p, 540p, 720p, 1080p (any NNNp, 2k or 4k the model's "
         "sizes allow).",
     )
-    duration: int | None = Field(
+    duration: SecondsAsInt | None = Field(
         default=None, description='Seconds; a numeric string such as "5" is accepted too.'
     )
     negative_prompt: str | None = Field(default=None, max_length=4000)
-    seed: int | None = None
+    seed: int | None = Field(default=None, ge=0, le=MAX_SEED)
     image_url: str | None = Field(
         default=None,
         description="First frame: an http(s) URL, a data URI, bare base64 image bytes or a "
@@ -193,6 +197,9 @@ class AimlErrorBody(BaseModel):
     timestamp: str = Field(examples=["2025-03-11T07:13:27.813Z"])
     code: str = Field(description="framegate's machine code, e.g. invalid_value.")
     param: str | None = Field(default=None, description="The request field at fault.")
+
+
+ERROR_MODEL = AimlErrorBody
 
 
 def _errors(*statuses: int) -> dict[int | str, dict[str, Any]]:

@@ -32,12 +32,13 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi import Path as PathParam
 from fastapi.responses import FileResponse, JSONResponse
 from PIL import Image
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from pydantic_core import PydanticCustomError
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from framegate.compat.base import authorize, dialect_route, error_param
+from framegate.compat.fields import SecondsAsString, Size
 from framegate.db import transaction
 from framegate.dependencies import API_KEY_SCHEME, ReadSessionDep, RuntimeDep, SessionDep
 from framegate.exceptions import BadRequest, Conflict, FramegateError, InvalidValue, NotFound
@@ -58,7 +59,6 @@ from framegate.uploads.schemas import UploadPurpose
 # ---------------------------------------------------------------------------------------------
 
 DEFAULT_MODEL = "sora-2"
-_WHOLE_SECONDS = re.compile(r"^\d{1,3}$")
 # How long OpenAI's SDK (create_and_poll, poll) waits before it polls an unfinished video.
 POLL_AFTER_MS = 1000
 _POLL_HEADER = "openai-poll-after-ms"
@@ -67,7 +67,7 @@ _POLL_HEADER = "openai-poll-after-ms"
 class OpenAIInputReference(BaseModel):
     """A reference image given by URL or by upload id instead of as a file."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     image_url: str | None = Field(
         default=None, description="An http(s) URL or a base64 data URL of a PNG, JPEG or WebP."
@@ -84,10 +84,12 @@ class OpenAIInputReference(BaseModel):
 
 
 class OpenAIVideoCreateRequest(BaseModel):
-    """POST /v1/videos, as JSON or as multipart/form-data (``input_reference`` then a file)."""
+    """POST /v1/videos, as JSON or as multipart/form-data (``input_reference`` then a file).
+    Strict: every form field is a string, and so is every JSON field but ``seconds``."""
 
     model_config = ConfigDict(
         extra="forbid",
+        strict=True,
         json_schema_extra={
             "examples": [
                 {"model": "sora-2", "prompt": "A calico cat on a skateboard", "seconds": "4"}
@@ -102,35 +104,22 @@ class OpenAIVideoCreateRequest(BaseModel):
         max_length=120,
         description="A catalog route id or alias (the operator maps sora-2, sora-2-pro).",
     )
-    seconds: str | None = Field(
+    seconds: SecondsAsString | None = Field(
         default=None,
-        description="Whole seconds as a string ('4', '8', '12'); the model's range applies. "
-        "Default: the model's default duration.",
+        description="Whole seconds as a string ('4', '8', '12'; a JSON integer is taken too); "
+        "the model's range applies. Default: the model's default duration.",
     )
-    size: str | None = Field(
+    size: Size | None = Field(
         default=None,
-        max_length=20,
         description="'WIDTHxHEIGHT', e.g. '1280x720'. Default: the model's default size.",
     )
     input_reference: OpenAIInputReference | None = None
-
-    @field_validator("seconds", mode="before")
-    @classmethod
-    def _seconds_as_string(cls, value: Any) -> Any:
-        # OpenAI's SDK sends a string; a JSON number means the same.
-        if isinstance(value, int) and not isinstance(value, bool):
-            value = str(value)
-        if isinstance(value, str) and not _WHOLE_SECONDS.match(value):
-            raise PydanticCustomError(
-                "invalid_seconds", "must be whole seconds as a string, such as '4'"
-            )
-        return value
 
 
 class OpenAIVideoRemixRequest(BaseModel):
     """POST /v1/videos/{video_id}/remix."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     prompt: str = Field(min_length=1, max_length=4000)
 
@@ -185,6 +174,9 @@ class OpenAIErrorResponse(BaseModel):
     """OpenAI's error envelope."""
 
     error: OpenAIErrorBody
+
+
+ERROR_MODEL = OpenAIErrorResponse
 
 
 # ---------------------------------------------------------------------------------------------
@@ -266,6 +258,7 @@ def _error_docs(*statuses: int) -> dict[int | str, dict[str, Any]]:
         404: "No such video in this account (or deleted)",
         409: "The video is not completed (content) or a request is still running",
         429: "Rate or concurrency limit (Retry-After), or no credits (insufficient_quota)",
+        503: "The model is failing upstream and has no healthy fallback (Retry-After)",
     }
     responses: dict[int | str, dict[str, Any]] = {
         status: {"description": descriptions[status], "model": OpenAIErrorResponse}
@@ -496,7 +489,7 @@ async def _read_create(
 @router.post(
     "/v1/videos",
     response_model=OpenAIVideo,
-    responses=_error_docs(400, 401, 403, 429),
+    responses=_error_docs(400, 401, 403, 429, 503),
     summary="Create a video (OpenAI Videos API)",
     openapi_extra=_create_body_docs(),
 )
@@ -784,7 +777,7 @@ async def _stored_image(runtime: Runtime, key: str | None) -> str | None:
 @router.post(
     "/v1/videos/{video_id}/remix",
     response_model=OpenAIVideo,
-    responses=_error_docs(400, 401, 403, 404, 429),
+    responses=_error_docs(400, 401, 403, 404, 429, 503),
     summary="Remix a video (OpenAI Videos API)",
     openapi_extra=_SECURITY,
 )

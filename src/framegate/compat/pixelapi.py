@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from framegate.catalog.service import tier_for
 from framegate.compat.base import authorize, dialect_route, error_param, request_id
+from framegate.compat.fields import AspectRatio
 from framegate.dependencies import API_KEY_SCHEME, absolute_url_builder
 from framegate.exceptions import BadRequest, FramegateError, NotFound, ServiceUnavailable
 from framegate.keys.scopes import Scope
@@ -56,10 +57,12 @@ _RENAMES = {
 
 class PixelVideoRequest(BaseModel):
     """A PixelAPI video request: JSON, or the same fields as multipart/form-data with the
-    image of an image-to-video request in the `image` file field."""
+    image of an image-to-video request in the `image` file field. Strict for JSON (a JSON
+    ``true`` is not a duration); form fields are text and are read as their types."""
 
     model_config = ConfigDict(
         extra="forbid",
+        strict=True,
         json_schema_extra={
             "examples": [
                 {
@@ -81,7 +84,7 @@ class PixelVideoRequest(BaseModel):
     camera_fixed: bool = Field(
         default=False, description="Lock the virtual camera: motion in the scene, no drift."
     )
-    aspect_ratio: str | None = Field(
+    aspect_ratio: AspectRatio | None = Field(
         default=None, description="framegate extension, e.g. '9:16'; default 16:9."
     )
     model: str | None = Field(
@@ -146,6 +149,9 @@ class PixelError(BaseModel):
 
     error: PixelErrorBody
     detail: str = Field(description="The message again, where FastAPI-style clients read it.")
+
+
+ERROR_MODEL = PixelError
 
 
 _ERROR_DESCRIPTIONS = {
@@ -289,9 +295,10 @@ def render_generation(
     )
 
 
-def _parse(fields: dict[str, Any]) -> PixelVideoRequest:
+def _parse(fields: dict[str, Any], *, from_form: bool = False) -> PixelVideoRequest:
     try:
-        return PixelVideoRequest.model_validate(fields)
+        # A form's fields are all text: "5" is the duration 5 there, never in JSON.
+        return PixelVideoRequest.model_validate(fields, strict=not from_form)
     except ValidationError as exc:
         raise from_validation(exc.errors()) from None
 
@@ -354,7 +361,9 @@ async def _read_form(
     )
     try:
         # An empty form field (as browsers send unset inputs) reads as absent.
-        parsed = _parse({name: value for name, value in fields.items() if value != ""})
+        parsed = _parse(
+            {name: value for name, value in fields.items() if value != ""}, from_form=True
+        )
     except FramegateError:
         await _discard(runtime, upload)
         raise

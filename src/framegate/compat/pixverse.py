@@ -4,8 +4,8 @@ Client code written for PixVerse works against framegate by changing the base UR
 key: the key travels in ``API-KEY``, ``Ai-trace-id`` is the idempotency key (an alias the
 idempotency middleware reads), every answer is ``{"ErrCode", "ErrMsg", "Resp"}`` and, as on
 PixVerse, a refused request is answered HTTP 200 with its ErrCode, except for the errors
-a client must handle at the HTTP level (401 invalid key, 403 missing scope, 429 limits
-with Retry-After, 5xx), which keep their status.
+a client must handle at the HTTP level (401 invalid key, 403 missing scope, 405 a method
+the path does not have, 429 limits with Retry-After, 5xx), which keep their status.
 
 A thin translation onto the task and upload services: PixVerse's integer ids are the
 integer aliases framegate gives every task (``video_id`` = ``task.number``) and upload
@@ -45,6 +45,9 @@ from framegate.tasks.schemas import TaskObject, VideoGenerationRequest
 from framegate.uploads.schemas import UploadKind, UploadPurpose
 
 PREFIX = "/openapi/v2"
+# PixVerse's clients send their idempotency key in this header (the idempotency middleware
+# reads it as Idempotency-Key).
+IDEMPOTENCY_HEADER = "Ai-trace-id"
 
 Quality = Literal["360p", "540p", "720p", "1080p"]
 AspectRatio = Literal["16:9", "4:3", "1:1", "3:4", "9:16"]
@@ -139,8 +142,9 @@ _ERR_BY_OTHER_STATUS: dict[int, int] = {
     410: ERR_NOT_FOUND,
     413: ERR_IMAGE_TOO_LARGE,
 }
-# Statuses kept as they are; every other error is answered HTTP 200, as PixVerse does.
-_KEPT_STATUSES = frozenset({401, 403, 429})
+# Statuses kept as they are; every other error is answered HTTP 200, as PixVerse does. A
+# method the path does not have (405, with Allow) is an HTTP mistake, not a refused call.
+_KEPT_STATUSES = frozenset({401, 403, 405, 429})
 
 # framegate's field names -> the dialect's, in ErrMsg.
 _RENAMES: Mapping[str, str] = {
@@ -300,6 +304,9 @@ class PixVerseErrorEnvelope(_Envelope):
     ErrCode: int = Field(examples=[ERR_INVALID_PARAMETER])
     ErrMsg: str
     Resp: None = None
+
+
+ERROR_MODEL = PixVerseErrorEnvelope
 
 
 class PixVerseVideoId(BaseModel):
@@ -569,7 +576,7 @@ def account_number(account_id: str) -> int:
 
 @router.post(
     f"{PREFIX}/video/text/generate",
-    response_model=PixVerseGenerateResponse,
+    response_model=PixVerseGenerateResponse | PixVerseErrorEnvelope,
     responses={
         200: {"description": _OK_WITH_ERRCODES + "400011, 400013, 400017, 400018, 500090."},
         **_ERROR_RESPONSES,
@@ -591,7 +598,7 @@ async def text_to_video(
 
 @router.post(
     f"{PREFIX}/video/img/generate",
-    response_model=PixVerseGenerateResponse,
+    response_model=PixVerseGenerateResponse | PixVerseErrorEnvelope,
     responses={
         200: {"description": _OK_WITH_ERRCODES + "400011, 400013, 400017, 400018, 400032, 500090."},
         **_ERROR_RESPONSES,
@@ -627,7 +634,7 @@ async def image_to_video(
 
 @router.post(
     f"{PREFIX}/image/upload",
-    response_model=PixVerseUploadResponse,
+    response_model=PixVerseUploadResponse | PixVerseErrorEnvelope,
     responses={
         200: {"description": _OK_WITH_ERRCODES + "400011, 400013, 400017, 500030, 500031, 500032."},
         **_ERROR_RESPONSES,
@@ -686,7 +693,7 @@ async def upload_image(
 
 @router.get(
     f"{PREFIX}/video/result/{{video_id}}",
-    response_model=PixVerseResultResponse,
+    response_model=PixVerseResultResponse | PixVerseErrorEnvelope,
     responses={200: {"description": _OK_WITH_ERRCODES + "400017, 500008."}, **_ERROR_RESPONSES},
     summary="PixVerse: get video generation status",
 )
@@ -709,8 +716,8 @@ async def video_result(
 
 @router.get(
     f"{PREFIX}/account/balance",
-    response_model=PixVerseBalanceResponse,
-    responses=_ERROR_RESPONSES,
+    response_model=PixVerseBalanceResponse | PixVerseErrorEnvelope,
+    responses={200: {"description": _OK_WITH_ERRCODES + "400017."}, **_ERROR_RESPONSES},
     summary="PixVerse: get user credit balance",
 )
 async def account_balance(

@@ -33,7 +33,7 @@ MAX_KEY_LENGTH = 255
 _ABANDONED_AFTER = timedelta(seconds=120)
 _NOT_STORED = {409, 429}
 # Multipart uploads are streamed to storage, never buffered whole here.
-_SKIPPED_PATHS = ("/v1/uploads",)
+SKIPPED_PATHS = ("/v1/uploads",)
 
 
 class IdempotencyMiddleware:
@@ -58,7 +58,7 @@ class IdempotencyMiddleware:
     def _key(self, scope: Scope) -> str | None:
         if scope["type"] != "http" or scope["method"] != "POST":
             return None
-        if scope["path"].startswith(_SKIPPED_PATHS):
+        if scope["path"].startswith(SKIPPED_PATHS):
             return None
         for name, value in scope["headers"]:
             if name in self.headers:
