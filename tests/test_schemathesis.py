@@ -18,6 +18,7 @@ import schemathesis
 import yaml
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import (
+    allow_header_conformance,
     content_type_conformance,
     response_headers_conformance,
     response_schema_conformance,
@@ -42,8 +43,9 @@ CHECKS = [
     response_schema_conformance,
     content_type_conformance,
     response_headers_conformance,
-    # A method the path does not have: 405 with an Allow header.
+    # A method the path does not have: 405 with an Allow header listing every method.
     unsupported_method,
+    allow_header_conformance,
 ]
 
 

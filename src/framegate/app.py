@@ -10,6 +10,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Route
 
 from framegate import __version__
 from framegate.api import ROUTERS
@@ -100,11 +101,16 @@ def _install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        headers = dict(exc.headers or {})
+        message = str(exc.detail)
+        if exc.status_code == 405:
+            # Starlette answers from the first route whose path matches; Allow must list
+            # the methods of every route on the path.
+            allowed = _allowed_methods(request)
+            headers["Allow"] = ", ".join(allowed)
+            message = f"{request.method} is not allowed here; use {', '.join(allowed)}."
         error = FramegateError(
-            str(exc.detail),
-            code=_HTTP_CODES.get(exc.status_code, "error"),
-            # 405 carries Allow; keep whatever headers Starlette set.
-            headers=dict(exc.headers or {}),
+            message, code=_HTTP_CODES.get(exc.status_code, "error"), headers=headers
         )
         error.status_code = exc.status_code  # type: ignore[misc]
         error.type = "not_found_error" if exc.status_code == 404 else "invalid_request_error"  # type: ignore[misc]
@@ -122,3 +128,12 @@ def _install_error_handlers(app: FastAPI) -> None:
 
 
 _HTTP_CODES = {404: "not_found", 405: "method_not_allowed"}
+
+
+def _allowed_methods(request: Request) -> list[str]:
+    path = request.scope["path"]
+    methods: set[str] = set()
+    for route in request.app.routes:
+        if isinstance(route, Route) and route.methods and route.path_regex.match(path):
+            methods |= route.methods
+    return sorted(methods)

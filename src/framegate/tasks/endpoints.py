@@ -47,7 +47,7 @@ TaskId = Annotated[str, Path(max_length=40, description="The task id, e.g. task_
     "/v1/async/videos/generations",
     status_code=202,
     response_model=TaskObject,
-    responses=error_responses(400, 401, 402, 403, 413, 422),
+    responses=error_responses(400, 401, 402, 403, 413, 422, 503),
     summary="Submit a video generation task",
 )
 async def create_video_task(
