@@ -359,3 +359,19 @@ async def test_nul_in_multipart_fields_is_refused(
     assert 400 <= response.status_code < 500, response.text
     assert "prompt" in response.text
     assert "NUL" in response.text
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "allowed"),
+    [
+        ("OPTIONS", "/v1/keys", "GET, POST"),
+        ("PUT", "/v1/webhooks/we_1", "DELETE, GET, PATCH"),
+        ("DELETE", "/openapi/v2/account/balance", "GET"),
+    ],
+)
+async def test_405_allow_lists_every_method_of_the_path(
+    client: httpx.AsyncClient, method: str, path: str, allowed: str
+) -> None:
+    response = await client.request(method, path)
+    assert response.status_code == 405
+    assert response.headers["allow"] == allowed

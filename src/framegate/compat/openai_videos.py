@@ -23,7 +23,7 @@ import json
 import math
 import re
 from collections.abc import Awaitable, Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AsyncExitStack, contextmanager
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -52,6 +52,7 @@ from framegate.runtime import Runtime
 from framegate.storage.base import input_key, output_key
 from framegate.tasks.repository import task_repository
 from framegate.tasks.schemas import VideoGenerationRequest
+from framegate.tasks.service import CheckedVideo
 from framegate.uploads.schemas import UploadPurpose
 
 # ---------------------------------------------------------------------------------------------
@@ -346,14 +347,21 @@ async def _video_task(runtime: Runtime, auth: AuthContext, video_id: str) -> Tas
     return task
 
 
-async def _submit(
-    runtime: Runtime, session: AsyncSession, auth: AuthContext, fields: dict[str, Any]
-) -> Task:
+def _video_request(fields: dict[str, Any]) -> VideoGenerationRequest:
     with _in_dialect_terms():
         try:
-            body = VideoGenerationRequest(**fields)
+            return VideoGenerationRequest(**fields)
         except ValidationError as exc:
             raise from_validation(exc.errors()) from None
+
+
+async def _submit(
+    runtime: Runtime,
+    session: AsyncSession,
+    auth: AuthContext,
+    body: VideoGenerationRequest | CheckedVideo,
+) -> Task:
+    with _in_dialect_terms():
         task = await runtime.tasks.submit_video(session, auth, body)
     await session.commit()
     runtime.signals.task_queued()
@@ -434,56 +442,70 @@ def _nest_form(fields: dict[str, str]) -> dict[str, Any]:
     return data
 
 
-async def _read_create(
-    request: Request, runtime: Runtime, session: AsyncSession, auth: AuthContext
-) -> tuple[OpenAIVideoCreateRequest, str | None]:
-    """The request and its input image (an upload id, URL or data URI), from either body."""
-    content_type = request.headers.get("content-type", "")
-    media_type = content_type.split(";", 1)[0].strip().lower()
-    if media_type == "multipart/form-data":
-        with _in_dialect_terms():
-            upload, fields = await runtime.uploads.create_from_form(
-                session,
-                auth.account.id,
-                request.stream(),
-                content_type=content_type,
-                content_length=request.headers.get("content-length"),
-                file_field=_FILE_FIELD,
-                text_fields=None,
-                file_required=False,
-                purpose=UploadPurpose.input_image,
-            )
-        if upload is not None:
-            # Durable before the task service reads it back (through its own session).
-            await session.commit()
-        body = _parse_create(_nest_form(fields))
-        if upload is not None:
-            if body.input_reference is not None:
-                raise InvalidValue(
-                    "Send input_reference either as a file or as image_url/file_id, not both.",
-                    param=_FILE_FIELD,
-                )
-            return body, upload.id
-    elif media_type in ("application/json", "") or media_type.endswith("+json"):
-        raw = await request.body()
-        if not raw.strip():
-            raise BadRequest(
-                "The request needs a body: JSON or multipart/form-data with at least 'prompt'.",
-                code="missing_body",
-            )
-        try:
-            data = json.loads(raw)
-        except ValueError:
-            raise BadRequest("The body is not valid JSON.", code="invalid_json") from None
-        body = _parse_create(data)
-    else:
+def _create_fields(body: OpenAIVideoCreateRequest, image: str | None) -> dict[str, Any]:
+    return {
+        "model": body.model,
+        "prompt": body.prompt,
+        "duration": None if body.seconds is None else int(body.seconds),
+        "size": body.size,
+        "input_image": image,
+    }
+
+
+async def _read_json_create(request: Request) -> VideoGenerationRequest:
+    """The request of a JSON body (its input image a URL, data URI or upload id)."""
+    raw = await request.body()
+    if not raw.strip():
         raise BadRequest(
-            f"Unsupported Content-Type {media_type!r}: send application/json or "
-            "multipart/form-data.",
-            code="unsupported_content_type",
+            "The request needs a body: JSON or multipart/form-data with at least 'prompt'.",
+            code="missing_body",
         )
+    try:
+        data = json.loads(raw)
+    except ValueError:
+        raise BadRequest("The body is not valid JSON.", code="invalid_json") from None
+    body = _parse_create(data)
     reference = body.input_reference
-    return body, None if reference is None else reference.image_url or reference.file_id
+    image = None if reference is None else reference.image_url or reference.file_id
+    return _video_request(_create_fields(body, image))
+
+
+async def _checked_form(
+    request: Request, runtime: Runtime, session: AsyncSession, auth: AuthContext
+) -> VideoGenerationRequest | CheckedVideo:
+    """The request of a multipart body. Its input_reference file is decoded and stored as
+    an upload (committed: the task service reads it back through its own session) only
+    once the request has passed every check that costs no decode: plan, limits, credits."""
+    async with AsyncExitStack() as scratch:
+        with _in_dialect_terms():
+            form = await scratch.enter_async_context(
+                runtime.uploads.receive_form(
+                    request.stream(),
+                    content_type=request.headers.get("content-type"),
+                    content_length=request.headers.get("content-length"),
+                    file_field=_FILE_FIELD,
+                    text_fields=None,
+                    file_required=False,
+                )
+            )
+        body = _parse_create(_nest_form(form.fields))
+        reference = body.input_reference
+        image = None if reference is None else reference.image_url or reference.file_id
+        if form.upload_id is None:
+            return _video_request(_create_fields(body, image))
+        if reference is not None:
+            raise InvalidValue(
+                "Send input_reference either as a file or as image_url/file_id, not both.",
+                param=_FILE_FIELD,
+            )
+        video = _video_request(_create_fields(body, form.upload_id))
+        with _in_dialect_terms():
+            checked = await runtime.tasks.check_video(auth, video)
+            await runtime.uploads.store(
+                session, auth.account.id, form, purpose=UploadPurpose.input_image
+            )
+    await session.commit()
+    return checked
 
 
 @router.post(
@@ -503,15 +525,19 @@ async def create_video(
     """Queue a video: JSON, or multipart/form-data with the reference image as the
     `input_reference` file. `model` resolves through the catalog, `seconds` is the duration,
     `size` the size; the id is a framegate task id (also at GET /v1/tasks/{id})."""
-    body, image = await _read_create(request, runtime, session, auth)
-    fields: dict[str, Any] = {
-        "model": body.model,
-        "prompt": body.prompt,
-        "duration": None if body.seconds is None else int(body.seconds),
-        "size": body.size,
-        "input_image": image,
-    }
-    task = await _submit(runtime, session, auth, fields)
+    media_type = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    body: VideoGenerationRequest | CheckedVideo
+    if media_type == "multipart/form-data":
+        body = await _checked_form(request, runtime, session, auth)
+    elif media_type in ("application/json", "") or media_type.endswith("+json"):
+        body = await _read_json_create(request)
+    else:
+        raise BadRequest(
+            f"Unsupported Content-Type {media_type!r}: send application/json or "
+            "multipart/form-data.",
+            code="unsupported_content_type",
+        )
+    task = await _submit(runtime, session, auth, body)
     return _answer(response, task)
 
 
@@ -809,5 +835,5 @@ async def remix_video(
         "last_image": await _stored_image(runtime, params.get("last_image_key")),
         "metadata": {REMIX_METADATA_KEY: source.id},
     }
-    task = await _submit(runtime, session, auth, fields)
+    task = await _submit(runtime, session, auth, _video_request(fields))
     return _answer(response, task)

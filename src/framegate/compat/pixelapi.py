@@ -29,9 +29,10 @@ from framegate.keys.scopes import Scope
 from framegate.keys.service import AuthContext
 from framegate.kit.time import as_utc
 from framegate.kit.validation import from_validation
-from framegate.models import Task, TaskStatus, TaskType, Upload
+from framegate.models import Task, TaskStatus, TaskType
 from framegate.runtime import Runtime
 from framegate.tasks.schemas import MAX_SEED, VideoGenerationRequest
+from framegate.tasks.service import CheckedVideo
 from framegate.uploads.schemas import UploadPurpose
 
 # The catalog name PixelAPI requests go to when they name no model: the operator gives
@@ -344,38 +345,32 @@ async def _read_json(request: Request) -> PixelVideoRequest:
     return _parse(fields)
 
 
-async def _read_form(
+async def _checked_form(
     runtime: Runtime, session: AsyncSession, auth: AuthContext, request: Request
-) -> tuple[PixelVideoRequest, Upload | None]:
-    """The form's fields, and its image stored as an upload (flushed, not committed)."""
-    upload, fields = await runtime.uploads.create_from_form(
-        session,
-        auth.account.id,
+) -> VideoGenerationRequest | CheckedVideo:
+    """The request of a form. Its image is decoded and stored as an upload (committed: the
+    task service reads it back through its own session) only once the request has passed
+    every check that costs no decode: plan, limits, credits."""
+    async with runtime.uploads.receive_form(
         request.stream(),
         content_type=request.headers.get("content-type"),
         content_length=request.headers.get("content-length"),
         file_field=IMAGE_FIELD,
         text_fields=None,
         file_required=False,
-        purpose=UploadPurpose.input_image,
-    )
-    try:
+    ) as form:
         # An empty form field (as browsers send unset inputs) reads as absent.
-        parsed = _parse(
-            {name: value for name, value in fields.items() if value != ""}, from_form=True
+        fields = {name: value for name, value in form.fields.items() if value != ""}
+        parsed = _parse(fields, from_form=True)
+        if form.upload_id is None:
+            return _to_framegate(runtime, parsed)
+        parsed = parsed.model_copy(update={"image": form.upload_id})
+        checked = await runtime.tasks.check_video(auth, _to_framegate(runtime, parsed))
+        await runtime.uploads.store(
+            session, auth.account.id, form, purpose=UploadPurpose.input_image
         )
-    except FramegateError:
-        await _discard(runtime, upload)
-        raise
-    if upload is not None:
-        parsed = parsed.model_copy(update={"image": upload.id})
-    return parsed, upload
-
-
-async def _discard(runtime: Runtime, upload: Upload | None) -> None:
-    """Remove the stored file of an upload whose row is rolled back."""
-    if upload is not None:
-        await runtime.storage.delete_prefix(upload.key.rsplit("/", 1)[0] + "/")
+    await session.commit()
+    return checked
 
 
 _FORM_FIELDS: dict[str, Any] = {
@@ -423,27 +418,17 @@ async def generate_video(request: Request) -> PixelGeneration:
     auth = await authorize(request, Scope.videos_write)
     media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     async with runtime.sessionmaker() as session:
-        upload: Upload | None = None
+        body: VideoGenerationRequest | CheckedVideo
         if media_type == "multipart/form-data":
-            fields, upload = await _read_form(runtime, session, auth, request)
+            body = await _checked_form(runtime, session, auth, request)
         elif media_type in ("", "application/json") or media_type.endswith("+json"):
-            fields = await _read_json(request)
+            body = _to_framegate(runtime, await _read_json(request))
         else:
             raise BadRequest(
                 f"Unsupported Content-Type {media_type!r}: send application/json, or "
                 "multipart/form-data with the image in the 'image' field.",
                 code="unsupported_media_type",
             )
-        try:
-            body = _to_framegate(runtime, fields)
-            # Refuse a bad request before its image becomes a durable upload.
-            runtime.tasks.plan_video(body)
-        except FramegateError:
-            await _discard(runtime, upload)
-            raise
-        if upload is not None:
-            # The task service reads the upload through a session of its own.
-            await session.commit()
         task = await runtime.tasks.submit_video(session, auth, body)
         await session.commit()
     runtime.signals.task_queued()

@@ -70,6 +70,15 @@ class PreparedInput:
     description: str
 
 
+@dataclass(frozen=True, slots=True)
+class CheckedVideo:
+    """A video request that passed every check costing no more than a query (check_video)."""
+
+    body: VideoGenerationRequest
+    plan: OutputPlan
+    limits: PlanLimits
+
+
 class TaskService:
     def __init__(
         self,
@@ -172,19 +181,33 @@ class TaskService:
         )
         return PreparedInput(data=kept, description=description)
 
-    async def submit_video(
-        self, session: AsyncSession, auth: AuthContext, body: VideoGenerationRequest
-    ) -> Task:
+    async def check_video(self, auth: AuthContext, body: VideoGenerationRequest) -> CheckedVideo:
+        """Refuse now what can be refused without reading an input image: the plan, the
+        route's health, metadata, webhook URL and, when there are images to read,
+        concurrency, key spend and credits. Form routes run it before decoding the image
+        their form carries (the upload id it will have stands in as input_image)."""
         plan = self.plan_video(body)
         self.catalog.check_healthy(plan.route)
         _check_metadata(body.metadata)
         await self._check_webhook_url(body.webhook_url)
         limits = await self._limits.plan_for(auth.account.plan)
-        images = {field: getattr(body, field) for field in INPUT_IMAGE_NAMES}
-        if any(value is not None for value in images.values()):
+        if any(getattr(body, field) is not None for field in INPUT_IMAGE_NAMES):
             # Every check that costs no more than a query comes before the images are
             # fetched and decoded, the expensive part of a submission.
             await self._precheck(auth, TaskType.video_generation, plan.credits, limits)
+        return CheckedVideo(body, plan, limits)
+
+    async def submit_video(
+        self,
+        session: AsyncSession,
+        auth: AuthContext,
+        body: VideoGenerationRequest | CheckedVideo,
+    ) -> Task:
+        """Queue a video task; a request already through check_video is not checked again
+        (the submitting transaction still checks limits and credits)."""
+        checked = body if isinstance(body, CheckedVideo) else await self.check_video(auth, body)
+        body, plan, limits = checked.body, checked.plan, checked.limits
+        images = {field: getattr(body, field) for field in INPUT_IMAGE_NAMES}
         prepared = {}
         for field, value in images.items():
             image = await self.prepare_input_image(

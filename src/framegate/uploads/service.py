@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import secrets
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
@@ -34,6 +36,18 @@ _ID_PREFIX = "upl"
 
 def upload_key(upload_id: str, extension: str) -> str:
     return f"uploads/{upload_id}/original.{extension}"
+
+
+@dataclass(frozen=True, slots=True)
+class ReceivedForm:
+    """A multipart form as it arrived: its text fields, and its file part on scratch disk,
+    not yet decoded. ``upload_id`` is the id the file gets once stored (None: the form had
+    no file part), so a request can name its upload before the upload exists."""
+
+    fields: dict[str, str]
+    upload_id: str | None
+    file_field: str
+    file: ReceivedUpload
 
 
 def is_expired(upload: Upload) -> bool:
@@ -111,9 +125,37 @@ class UploadService:
         purpose: UploadPurpose | None = None,
     ) -> tuple[Upload | None, dict[str, str]]:
         """Receive a multipart form: its file part becomes an upload (decoded, typed,
-        stored; the caller commits) and its text fields come back as they are. Dialects
-        whose requests are forms (an image plus the request's fields) use this with their
-        own field names."""
+        stored; the caller commits) and its text fields come back as they are."""
+        async with self.receive_form(
+            chunks,
+            content_type=content_type,
+            content_length=content_length,
+            file_field=file_field,
+            text_fields=text_fields,
+            file_required=file_required,
+        ) as form:
+            if form.upload_id is None:
+                return None, form.fields
+            wanted = purpose if purpose is not None else _purpose(form.fields)
+            return await self.store(session, account_id, form, purpose=wanted), form.fields
+
+    @asynccontextmanager
+    async def receive_form(
+        self,
+        chunks: AsyncIterator[bytes],
+        *,
+        content_type: str | None,
+        content_length: str | None,
+        file_field: str = FILE_FIELD,
+        text_fields: frozenset[str] | None = TEXT_FIELDS,
+        file_required: bool = True,
+    ) -> AsyncIterator[ReceivedForm]:
+        """Receive a multipart form, its file part onto scratch disk, without decoding it.
+
+        Dialects whose requests are forms (an image plus the request's fields) check what
+        the request costs from its text fields first, and only then ``store`` the file,
+        which decodes it. The scratch file is removed when the block exits.
+        """
         self.check_declared_length(content_length)
         received = await receive_upload(
             chunks,
@@ -124,23 +166,34 @@ class UploadService:
             text_fields=text_fields,
             file_required=file_required,
         )
-        if received.filename is None:
-            await asyncio.to_thread(received.path.unlink, missing_ok=True)
-            return None, received.fields
-        upload_id = new_id(_ID_PREFIX)
         try:
-            wanted = purpose if purpose is not None else _purpose(received)
-            media = await image_decoding.run(
-                identify, received.path, received.size, limits=self._limits, param=file_field
-            )
-            _check_purpose(wanted, media)
-            key = upload_key(upload_id, media.extension)
-            size = await self._storage.put_file(key, received.path, media.content_type)
+            upload_id = None if received.filename is None else new_id(_ID_PREFIX)
+            yield ReceivedForm(received.fields, upload_id, file_field, received)
         finally:
             await asyncio.to_thread(received.path.unlink, missing_ok=True)
+
+    async def store(
+        self,
+        session: AsyncSession,
+        account_id: str,
+        form: ReceivedForm,
+        *,
+        purpose: UploadPurpose | None = None,
+    ) -> Upload:
+        """Decode the form's file, type it and store it as upload ``form.upload_id``; the
+        caller commits."""
+        if form.upload_id is None or form.file.filename is None:
+            raise ValueError("the form has no file part to store")
+        received = form.file
+        media = await image_decoding.run(
+            identify, received.path, received.size, limits=self._limits, param=form.file_field
+        )
+        _check_purpose(purpose, media)
+        key = upload_key(form.upload_id, media.extension)
+        size = await self._storage.put_file(key, received.path, media.content_type)
         now = utcnow()
         upload = Upload(
-            id=upload_id,
+            id=form.upload_id,
             number=secrets.randbelow(2**53 - 1) + 1,
             account_id=account_id,
             key=key,
@@ -153,7 +206,7 @@ class UploadService:
             created_at=now,
             expires_at=now + timedelta(days=self._retention_days),
         )
-        return await upload_repository.add(session, upload), received.fields
+        return await upload_repository.add(session, upload)
 
     async def get_by_number(self, session: AsyncSession, account_id: str, number: int) -> Upload:
         """An upload by its integer alias (dialects with numeric ids: PixVerse's img_id)."""
@@ -202,8 +255,8 @@ class UploadService:
         return await self._storage.get_bytes(upload.key)
 
 
-def _purpose(received: ReceivedUpload) -> UploadPurpose | None:
-    value = received.fields.get(PURPOSE_FIELD)
+def _purpose(fields: dict[str, str]) -> UploadPurpose | None:
+    value = fields.get(PURPOSE_FIELD)
     if value is None:
         return None
     try:
