@@ -21,7 +21,7 @@ import subprocess
 import time
 import zlib
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,7 +29,7 @@ from typing import Any
 import httpx
 import pytest
 
-from framegate.exceptions import InvalidValue, PayloadTooLarge
+from framegate.exceptions import PayloadTooLarge
 from framegate.kit import safe_fetch
 from framegate.kit.safe_fetch import (
     FetchedContent,
@@ -40,6 +40,7 @@ from framegate.kit.safe_fetch import (
     pinned_request,
     validate_url,
 )
+from tests.kit.loopback import Canary, http_response, read_request, refused, start_canary
 
 ORIGIN_HOST = "127.0.0.2"
 FAST = FetchPolicy(connect_timeout=2.0, read_timeout=2.0, total_timeout=5.0)
@@ -67,47 +68,6 @@ PNG = _png_bytes()
 
 
 @dataclass
-class Canary:
-    port: int
-    connections: int = 0
-    servers: list[asyncio.Server] = field(default_factory=list)
-
-    async def assert_untouched(self) -> None:
-        # Give the loop a moment to accept anything the kernel has already queued.
-        await asyncio.sleep(0.05)
-        assert self.connections == 0, "a refused URL reached the canary listener"
-
-    async def close(self) -> None:
-        for server in self.servers:
-            server.close()
-            await server.wait_closed()
-
-
-async def start_canary(port: int = 0) -> Canary:
-    state = Canary(port=port)
-
-    async def on_connect(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        state.connections += 1
-        writer.close()
-
-    v4 = await asyncio.start_server(on_connect, "127.0.0.1", port)
-    state.port = v4.sockets[0].getsockname()[1]
-    state.servers.append(v4)
-    with contextlib.suppress(OSError):
-        state.servers.append(await asyncio.start_server(on_connect, "::1", state.port))
-    return state
-
-
-@pytest.fixture
-async def canary() -> AsyncIterator[Canary]:
-    state = await start_canary()
-    try:
-        yield state
-    finally:
-        await state.close()
-
-
-@dataclass
 class Origin:
     port: int
     canary_port: int
@@ -117,57 +77,40 @@ class Origin:
         return f"http://{ORIGIN_HOST}:{self.port}{path}"
 
 
-async def _read_request(reader: asyncio.StreamReader) -> tuple[str, dict[str, str]]:
-    head = await reader.readuntil(b"\r\n\r\n")
-    lines = head.decode("latin-1").split("\r\n")
-    path = lines[0].split(" ")[1]
-    headers = {}
-    for line in lines[1:]:
-        if ":" in line:
-            name, value = line.split(":", 1)
-            headers[name.strip().lower()] = value.strip()
-    return path, headers
-
-
-def _response(status: str, headers: dict[str, str], body: bytes = b"") -> bytes:
-    lines = [f"HTTP/1.1 {status}", "Connection: close", *(f"{k}: {v}" for k, v in headers.items())]
-    return ("\r\n".join(lines) + "\r\n\r\n").encode() + body
-
-
 async def _serve(origin: Origin, path: str, writer: asyncio.StreamWriter, reader: Any) -> None:
     png_headers = {"Content-Type": "image/png", "Content-Length": str(len(PNG))}
     if path == "/image.png":
-        writer.write(_response("200 OK", png_headers, PNG))
+        writer.write(http_response("200 OK", png_headers, PNG))
     elif path == "/to-canary":
         target = f"http://127.0.0.1:{origin.canary_port}/"
-        writer.write(_response("302 Found", {"Location": target, "Content-Length": "0"}))
+        writer.write(http_response("302 Found", {"Location": target, "Content-Length": "0"}))
     elif path == "/to-localhost":
         target = f"http://localhost:{origin.canary_port}/"
-        writer.write(_response("307 Temporary Redirect", {"Location": target}))
+        writer.write(http_response("307 Temporary Redirect", {"Location": target}))
     elif path == "/to-v6-loopback":
         target = f"http://[::1]:{origin.canary_port}/"
-        writer.write(_response("301 Moved Permanently", {"Location": target}))
+        writer.write(http_response("301 Moved Permanently", {"Location": target}))
     elif path == "/to-file":
-        writer.write(_response("302 Found", {"Location": "file:///etc/passwd"}))
+        writer.write(http_response("302 Found", {"Location": "file:///etc/passwd"}))
     elif path.startswith("/chain/"):
         remaining = int(path.removeprefix("/chain/"))
         if remaining == 0:
-            writer.write(_response("200 OK", png_headers, PNG))
+            writer.write(http_response("200 OK", png_headers, PNG))
         else:
             # Relative Location, so resolution against the current URL is exercised too.
             location = f"/chain/{remaining - 1}"
-            writer.write(_response("302 Found", {"Location": location, "Content-Length": "0"}))
+            writer.write(http_response("302 Found", {"Location": location, "Content-Length": "0"}))
     elif path == "/no-location":
-        writer.write(_response("302 Found", {"Content-Length": "0"}))
+        writer.write(http_response("302 Found", {"Content-Length": "0"}))
     elif path == "/missing":
-        writer.write(_response("404 Not Found", {"Content-Length": "0"}))
+        writer.write(http_response("404 Not Found", {"Content-Length": "0"}))
     elif path == "/big-declared":
         # Headers only: a client that waited for this body would hit the read timeout.
-        writer.write(_response("200 OK", {"Content-Length": "4096"}))
+        writer.write(http_response("200 OK", {"Content-Length": "4096"}))
         await writer.drain()
         await reader.read()
     elif path == "/big-chunked":
-        writer.write(_response("200 OK", {"Transfer-Encoding": "chunked"}))
+        writer.write(http_response("200 OK", {"Transfer-Encoding": "chunked"}))
         for _ in range(128):
             if writer.is_closing():
                 return
@@ -177,11 +120,11 @@ async def _serve(origin: Origin, path: str, writer: asyncio.StreamWriter, reader
     elif path == "/gzip":
         body = gzip.compress(PNG)
         headers = {"Content-Encoding": "gzip", "Content-Length": str(len(body))}
-        writer.write(_response("200 OK", headers, body))
+        writer.write(http_response("200 OK", headers, body))
     elif path == "/stall":
         await reader.read()
     elif path == "/drip":
-        writer.write(_response("200 OK", {"Content-Length": "1000"}))
+        writer.write(http_response("200 OK", {"Content-Length": "1000"}))
         for _ in range(1000):
             if writer.is_closing():
                 return
@@ -189,7 +132,7 @@ async def _serve(origin: Origin, path: str, writer: asyncio.StreamWriter, reader
             await writer.drain()
             await asyncio.sleep(0.1)
     else:
-        writer.write(_response("404 Not Found", {"Content-Length": "0"}))
+        writer.write(http_response("404 Not Found", {"Content-Length": "0"}))
 
 
 @contextlib.asynccontextmanager
@@ -202,7 +145,7 @@ async def run_origin(canary_port: int, tls: ssl.SSLContext | None = None) -> Asy
         assert task is not None
         handlers.add(task)
         try:
-            path, headers = await _read_request(reader)
+            path, headers = await read_request(reader)
             state.requests.append((path, headers))
             await _serve(state, path, writer, reader)
             await writer.drain()
@@ -233,17 +176,6 @@ async def origin(canary: Canary) -> AsyncIterator[Origin]:
 def origin_policy(**overrides: Any) -> FetchPolicy:
     allow = parse_networks(f"{ORIGIN_HOST}/32")
     return dataclasses.replace(FAST, allow_networks=allow, **overrides)
-
-
-async def refused(
-    call: Awaitable[object], *, code: str = "unsafe_url", exc: type[Exception] = InvalidValue
-) -> InvalidValue | PayloadTooLarge:
-    with pytest.raises(exc) as info:
-        await asyncio.wait_for(call, timeout=10)
-    error = info.value
-    assert isinstance(error, InvalidValue | PayloadTooLarge)
-    assert error.code == code, error.message
-    return error
 
 
 # --- the canary itself -----------------------------------------------------------------------

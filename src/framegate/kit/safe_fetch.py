@@ -11,19 +11,29 @@ an outbound connection from inside the deployment. Left unchecked it can read cl
 * redirects are followed by hand, and every hop is validated the same way before any
   connection is made to it;
 * the body is read with a byte cap and every phase has a timeout.
+
+``fetch_url`` returns the body in memory, for small things such as input images;
+``fetch_to_file`` writes it to disk as it arrives, for large ones such as a vendor's result
+video, so a process holds one network chunk of it at a time rather than the whole file.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import ipaddress
+import os
 import re
 import socket
 import ssl
+import tempfile
+import threading
 import urllib.parse
-from collections.abc import Iterable
+from collections.abc import AsyncGenerator, AsyncIterable, Awaitable, Callable, Iterable
 from dataclasses import dataclass
+from pathlib import Path
+from typing import TypeVar
 
 import httpx
 
@@ -39,6 +49,8 @@ MAX_URL_LENGTH = 8192
 USER_AGENT = f"framegate/{__version__}"
 
 _DEFAULT_PORTS = {"http": 80, "https": 443}
+
+_T = TypeVar("_T")
 
 # Characters of the legacy inet_aton() IPv4 spellings (2130706433, 0x7f000001, 0177.0.0.1,
 # 127.1). inet_aton() itself ignores anything after whitespace, so the whole host must match.
@@ -137,6 +149,21 @@ class FetchedContent:
     content: bytes
     content_type: str | None
     url: str
+
+
+@dataclass(frozen=True)
+class FetchedFile:
+    """A body written to ``path``; ``url`` is the final URL after redirects."""
+
+    path: Path
+    size: int
+    content_type: str | None
+    url: str
+
+
+@dataclass(frozen=True)
+class _Redirect:
+    location: str
 
 
 def _as_address(ip: IPAddress | str) -> IPAddress:
@@ -411,21 +438,88 @@ def _fetch_timeout(param: str) -> InvalidValue:
     )
 
 
-async def _read_capped(response: httpx.Response, max_bytes: int, param: str) -> bytes:
+def _check_body_headers(response: httpx.Response, max_bytes: int, param: str) -> None:
+    """Refuse a body before reading it: too large by its own account, or compressed."""
     declared = response.headers.get("content-length")
     if declared is not None and declared.strip().isdigit() and int(declared) > max_bytes:
         raise _too_large(param, max_bytes)
     encoding = response.headers.get("content-encoding", "identity").strip().lower()
     if encoding not in ("", "identity"):
         raise _fetch_failed(param, f"the server sent a {encoding}-compressed body")
-    chunks: list[bytes] = []
+
+
+async def _capped(
+    chunks: AsyncIterable[bytes], max_bytes: int, param: str
+) -> AsyncGenerator[bytes, None]:
+    """``chunks``, refused as soon as they add up to more than ``max_bytes``: the chunk that
+    crosses the cap is never handed on."""
     received = 0
-    async for chunk in response.aiter_raw():
+    async for chunk in chunks:
         received += len(chunk)
         if received > max_bytes:
             raise _too_large(param, max_bytes)
-        chunks.append(chunk)
-    return b"".join(chunks)
+        yield chunk
+
+
+class _ScratchFile:
+    """A file being written beside its destination, each chunk written off the event loop."""
+
+    def __init__(self, destination: Path) -> None:
+        fd, name = tempfile.mkstemp(
+            dir=destination.parent, prefix=f".{destination.name}.", suffix=".part"
+        )
+        self.path = Path(name)
+        self._handle = os.fdopen(fd, "wb")
+        # Held by the thread that writes: a cancelled fetch closing the file waits for the
+        # write in flight rather than closing (and freeing for reuse) the descriptor under it.
+        self._lock = threading.Lock()
+
+    async def write(self, chunk: bytes) -> None:
+        await asyncio.to_thread(self._write, chunk)
+
+    def _write(self, chunk: bytes) -> None:
+        with self._lock:
+            self._handle.write(chunk)
+
+    async def close(self) -> None:
+        await asyncio.to_thread(self._close)
+
+    def _close(self) -> None:
+        with self._lock:
+            self._handle.close()
+
+    def discard(self) -> None:
+        """Close and remove the file. Synchronous, so that it also runs in a task being
+        cancelled; it blocks the loop for at most the one chunk being written."""
+        # A failed flush of bytes being thrown away must not replace the error being raised.
+        with contextlib.suppress(OSError):
+            self._close()
+        self.path.unlink(missing_ok=True)
+
+
+async def save_capped(
+    chunks: AsyncIterable[bytes], destination: Path, *, max_bytes: int, param: str
+) -> int:
+    """Write ``chunks`` to ``destination`` as they arrive, refusing more than ``max_bytes``
+    (``PayloadTooLarge``, as ``fetch_url`` does). Returns the size.
+
+    The bytes go to a scratch file beside ``destination`` that is renamed into place once
+    complete; on any error or cancellation the scratch file is removed and ``destination`` is
+    left as it was. At most ``max_bytes`` are ever written.
+    """
+    scratch = _ScratchFile(destination)
+    size = 0
+    try:
+        async with contextlib.aclosing(_capped(chunks, max_bytes, param)) as body:
+            async for chunk in body:
+                await scratch.write(chunk)
+                size += len(chunk)
+        await scratch.close()
+        os.replace(scratch.path, destination)
+    except BaseException:
+        scratch.discard()
+        raise
+    return size
 
 
 async def _one_hop(
@@ -433,11 +527,12 @@ async def _one_hop(
     ip: str,
     policy: FetchPolicy,
     ssl_context: ssl.SSLContext,
+    read_body: Callable[[httpx.Response, httpx.URL], Awaitable[_T]],
     *,
     param: str,
     accept: str | None,
-) -> FetchedContent | str:
-    """Send one request; return the content, or the next URL when the answer is a redirect."""
+) -> _T | _Redirect:
+    """Send one request; return what ``read_body`` made of a 2xx answer, or the redirect."""
     timeout = httpx.Timeout(
         connect=policy.connect_timeout,
         read=policy.read_timeout,
@@ -458,17 +553,13 @@ async def _one_hop(
                     if not location:
                         raise _fetch_failed(param, f"HTTP {status} redirect without a Location")
                     try:
-                        return str(url.join(location.strip()))
+                        return _Redirect(str(url.join(location.strip())))
                     except httpx.InvalidURL:
                         raise _fetch_failed(param, "the redirect Location is invalid") from None
                 if not 200 <= status < 300:
                     raise _fetch_failed(param, f"the server answered HTTP {status}")
-                content = await _read_capped(response, policy.max_bytes, param)
-                return FetchedContent(
-                    content=content,
-                    content_type=response.headers.get("content-type"),
-                    url=str(url),
-                )
+                _check_body_headers(response, policy.max_bytes, param)
+                return await read_body(response, url)
             finally:
                 await response.aclose()
         except httpx.TimeoutException:
@@ -479,6 +570,34 @@ async def _one_hop(
             raise _fetch_failed(param, "the server sent an invalid HTTP response") from exc
         except httpx.HTTPError as exc:
             raise _fetch_failed(param, type(exc).__name__) from exc
+
+
+async def _fetch(
+    url: str,
+    policy: FetchPolicy,
+    read_body: Callable[[httpx.Response, httpx.URL], Awaitable[_T]],
+    *,
+    param: str,
+    accept: str | None,
+    remedy: str,
+) -> _T:
+    """Follow ``url`` through validated, address-pinned hops to a 2xx answer, and return
+    what ``read_body`` makes of it; the whole exchange is bounded by ``total_timeout``."""
+    ssl_context = _ssl_context()
+    current = url
+    try:
+        async with asyncio.timeout(policy.total_timeout):
+            for _hop in range(policy.max_redirects + 1):
+                parsed, ip = await validate_url(current, policy, param=param, remedy=remedy)
+                outcome = await _one_hop(
+                    parsed, ip, policy, ssl_context, read_body, param=param, accept=accept
+                )
+                if not isinstance(outcome, _Redirect):
+                    return outcome
+                current = outcome.location
+    except TimeoutError:
+        raise _fetch_timeout(param) from None
+    raise _fetch_failed(param, f"it redirected more than {policy.max_redirects} times")
 
 
 async def fetch_url(
@@ -492,19 +611,50 @@ async def fetch_url(
     """GET ``url`` under ``policy``: validated, address-pinned, capped and timed out.
 
     Only a 2xx answer succeeds. ``FetchedContent.url`` is the final URL after redirects.
+    The body is held in memory: use ``fetch_to_file`` for anything large.
     """
-    ssl_context = _ssl_context()
-    current = url
-    try:
-        async with asyncio.timeout(policy.total_timeout):
-            for _hop in range(policy.max_redirects + 1):
-                parsed, ip = await validate_url(current, policy, param=param, remedy=remedy)
-                outcome = await _one_hop(
-                    parsed, ip, policy, ssl_context, param=param, accept=accept
-                )
-                if isinstance(outcome, FetchedContent):
-                    return outcome
-                current = outcome
-    except TimeoutError:
-        raise _fetch_timeout(param) from None
-    raise _fetch_failed(param, f"it redirected more than {policy.max_redirects} times")
+
+    async def read_body(response: httpx.Response, final: httpx.URL) -> FetchedContent:
+        chunks: list[bytes] = []
+        async with contextlib.aclosing(
+            _capped(response.aiter_raw(), policy.max_bytes, param)
+        ) as body:
+            async for chunk in body:
+                chunks.append(chunk)
+        return FetchedContent(
+            content=b"".join(chunks),
+            content_type=response.headers.get("content-type"),
+            url=str(final),
+        )
+
+    return await _fetch(url, policy, read_body, param=param, accept=accept, remedy=remedy)
+
+
+async def fetch_to_file(
+    url: str,
+    destination: Path,
+    policy: FetchPolicy,
+    *,
+    param: str = "input_image",
+    accept: str | None = None,
+    remedy: str = DEFAULT_REMEDY,
+) -> FetchedFile:
+    """``fetch_url`` whose body is streamed to ``destination`` (see ``save_capped``) instead
+    of being held in memory: the same validation, pinning, redirect checks, cap and timeouts.
+
+    The scratch file lives in ``destination``'s directory; nothing is left there but
+    ``destination`` on success, and nothing new on any failure or cancellation.
+    """
+
+    async def read_body(response: httpx.Response, final: httpx.URL) -> FetchedFile:
+        size = await save_capped(
+            response.aiter_raw(), destination, max_bytes=policy.max_bytes, param=param
+        )
+        return FetchedFile(
+            path=destination,
+            size=size,
+            content_type=response.headers.get("content-type"),
+            url=str(final),
+        )
+
+    return await _fetch(url, policy, read_body, param=param, accept=accept, remedy=remedy)

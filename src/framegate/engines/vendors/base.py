@@ -14,7 +14,6 @@ route's next fallback.
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import functools
 import io
@@ -31,7 +30,7 @@ from pydantic import BaseModel, ValidationError
 
 from framegate.engines.base import EngineError, GenerationRequest
 from framegate.exceptions import FramegateError
-from framegate.kit.safe_fetch import FetchPolicy, fetch_url
+from framegate.kit.safe_fetch import FetchPolicy, fetch_to_file
 
 # framegate error codes for upstream failures.
 UPSTREAM_ERROR = "upstream_error"  # the vendor failed the job (or answered nonsense)
@@ -204,15 +203,15 @@ class VendorEngine(ABC):
     async def download(self, url: str, destination: Path, policy: FetchPolicy) -> None:
         """Fetch the finished video from the URL the vendor gave. The URL comes from
         outside, so it is fetched under the same rules as input images (public addresses
-        only, pinned, capped by ``policy.max_bytes``). Override when the URL needs the
-        vendor's credentials (then it is on the operator-configured API host)."""
+        only, pinned, capped by ``policy.max_bytes``), streamed to ``destination`` rather
+        than held in memory. Override when the URL needs the vendor's credentials (then it
+        is on the operator-configured API host)."""
         try:
-            fetched = await fetch_url(url, policy, param="result", accept="video/*")
+            await fetch_to_file(url, destination, policy, param="result", accept="video/*")
         except FramegateError as exc:
             raise UpstreamError(
                 f"{self.name}: downloading the result failed: {exc.message}"
             ) from exc
-        await asyncio.to_thread(destination.write_bytes, fetched.content)
 
     # -- helpers for subclasses ------------------------------------------------------------
 

@@ -31,8 +31,8 @@ from framegate.engines.vendors.base import (
     image_data_uri,
     unavailable,
 )
-from framegate.exceptions import InvalidValue
-from framegate.kit.safe_fetch import FetchPolicy
+from framegate.exceptions import InvalidValue, PayloadTooLarge
+from framegate.kit.safe_fetch import FetchPolicy, save_capped
 
 # Codes of the upstream installation's failed tasks that mean the content was refused.
 _MODERATION_CODES = {MODERATION_BLOCKED, "content_policy_violation"}
@@ -135,13 +135,15 @@ class FramegateEngine(VendorEngine):
                         f"framegate upstream: download failed with HTTP {response.status_code}",
                         response.headers,
                     )
-                size = 0
-                with destination.open("wb") as out:
-                    async for chunk in response.aiter_bytes():
-                        size += len(chunk)
-                        if size > policy.max_bytes:
-                            raise UpstreamError("framegate upstream: the result is too large")
-                        out.write(chunk)
+                try:
+                    await save_capped(
+                        response.aiter_bytes(),
+                        destination,
+                        max_bytes=policy.max_bytes,
+                        param="result",
+                    )
+                except PayloadTooLarge:
+                    raise UpstreamError("framegate upstream: the result is too large") from None
         except httpx.HTTPError as exc:
             raise unavailable(f"framegate upstream: download failed: {exc}") from exc
 

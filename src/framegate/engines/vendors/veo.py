@@ -31,7 +31,6 @@ seed is refused, and clips are always 24 fps with audio.
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import re
 from collections.abc import Mapping
@@ -59,8 +58,8 @@ from framegate.engines.vendors.base import (
     retry_after_seconds,
     unavailable,
 )
-from framegate.exceptions import InvalidValue
-from framegate.kit.safe_fetch import FetchPolicy
+from framegate.exceptions import InvalidValue, PayloadTooLarge
+from framegate.kit.safe_fetch import FetchPolicy, save_capped
 
 API_VERSION = "v1beta"
 
@@ -329,7 +328,6 @@ class VeoEngine(VendorEngine):
         if match is None:
             raise UpstreamError(f"{self.name}: the result URI is not a Gemini API file")
         path = f"/{API_VERSION}/files/{match[1]}:download"
-        content: bytes | None = None
         location: str | None = None
         try:
             async with self.http(headers=self._headers(), follow_redirects=False) as client:
@@ -347,7 +345,7 @@ class VeoEngine(VendorEngine):
                         await response.aread()
                         raise self._error(response)
                     else:
-                        content = await _read_capped(response, policy.max_bytes, self.name)
+                        await _save_capped(response, destination, policy.max_bytes, self.name)
                 finally:
                     await response.aclose()
         except httpx.HTTPError as exc:
@@ -355,9 +353,6 @@ class VeoEngine(VendorEngine):
         if location is not None:
             # A signed storage URL: fetched under the SSRF rules, without the key.
             await super().download(location, destination, policy)
-            return
-        assert content is not None
-        await asyncio.to_thread(destination.write_bytes, content)
 
     # -- HTTP ----------------------------------------------------------------------------
 
@@ -482,15 +477,16 @@ def _retry_delay(details: list[dict[str, Any]]) -> float | None:
     return None
 
 
-async def _read_capped(response: httpx.Response, max_bytes: int, name: str) -> bytes:
+async def _save_capped(
+    response: httpx.Response, destination: Path, max_bytes: int, name: str
+) -> None:
+    """The body streamed to ``destination``, decompressed: unlike a URL from outside, the
+    configured API host is trusted to send a compressed one."""
+    too_large = UpstreamError(f"{name}: the result is larger than {max_bytes} bytes")
     declared = response.headers.get("content-length", "")
     if declared.strip().isdigit() and int(declared) > max_bytes:
-        raise UpstreamError(f"{name}: the result is larger than {max_bytes} bytes")
-    chunks: list[bytes] = []
-    received = 0
-    async for chunk in response.aiter_bytes():
-        received += len(chunk)
-        if received > max_bytes:
-            raise UpstreamError(f"{name}: the result is larger than {max_bytes} bytes")
-        chunks.append(chunk)
-    return b"".join(chunks)
+        raise too_large
+    try:
+        await save_capped(response.aiter_bytes(), destination, max_bytes=max_bytes, param="result")
+    except PayloadTooLarge:
+        raise too_large from None
