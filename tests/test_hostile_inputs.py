@@ -375,3 +375,19 @@ async def test_405_allow_lists_every_method_of_the_path(
     response = await client.request(method, path)
     assert response.status_code == 405
     assert response.headers["allow"] == allowed
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "allowed"),
+    [
+        # Fixed paths that a templated path would also fit list their own methods.
+        ("PUT", "/v1/webhooks/task-secret", "GET"),
+        ("PUT", "/v1/videos/generations", "POST"),
+    ],
+)
+async def test_405_allow_on_fixed_paths_beside_templates(
+    client: httpx.AsyncClient, method: str, path: str, allowed: str
+) -> None:
+    response = await client.request(method, path)
+    assert response.status_code == 405
+    assert response.headers["allow"] == allowed

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable, Iterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.routing import Match
+from starlette.routing import BaseRoute, Route
 
 from framegate import __version__
 from framegate.api import ROUTERS
@@ -130,15 +130,22 @@ def _install_error_handlers(app: FastAPI) -> None:
 _HTTP_CODES = {404: "not_found", 405: "method_not_allowed"}
 
 
-_METHODS = ("DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT")
-
-
 def _allowed_methods(request: Request) -> list[str]:
-    """The methods some route answers at the request's path (asked of the routes
-    themselves, whatever their nesting)."""
-    allowed = []
-    for method in _METHODS:
-        scope = {**request.scope, "method": method}
-        if any(route.matches(scope)[0] == Match.FULL for route in request.app.routes):
-            allowed.append(method)
-    return allowed
+    """The methods the request's path is described with; where a fixed path such as
+    /v1/webhooks/task-secret also fits a templated one (/v1/webhooks/{webhook_id}), the
+    fixed path's methods only."""
+    path = request.scope["path"]
+    matching = [route for route in _routes(request.app.routes) if route.path_regex.match(path)]
+    fixed = [route for route in matching if route.path == path]
+    return sorted({method for route in fixed or matching for method in route.methods or ()})
+
+
+def _routes(routes: Iterable[BaseRoute]) -> Iterator[Route]:
+    # Routers are included without a prefix (see api.py), so their routes' own paths are
+    # the paths they answer.
+    for route in routes:
+        if isinstance(route, Route):
+            yield route
+        included = getattr(route, "original_router", None)
+        if included is not None:
+            yield from _routes(included.routes)
