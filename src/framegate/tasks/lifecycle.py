@@ -224,6 +224,7 @@ class TaskLifecycle:
         worker_id: str | None = None,
         from_status: TaskStatus | tuple[TaskStatus, ...] = TaskStatus.processing,
         any_attempt: bool = False,
+        lease_expired_before: datetime | None = None,
     ) -> bool:
         """→ failed, with the whole hold released (the failure costs nothing)."""
         now = utcnow()
@@ -234,6 +235,7 @@ class TaskLifecycle:
                 status=from_status,
                 attempts=None if any_attempt else task.attempts,
                 worker_id=worker_id,
+                lease_expired_before=lease_expired_before,
                 values={
                     "status": TaskStatus.failed,
                     "error_code": code,
@@ -259,7 +261,12 @@ class TaskLifecycle:
         return await self._requeue(task, worker_id, {"attempts": task.attempts - 1})
 
     async def _requeue(
-        self, task: Task, worker_id: str | None, extra_values: dict[str, Any]
+        self,
+        task: Task,
+        worker_id: str | None,
+        extra_values: dict[str, Any],
+        *,
+        lease_expired_before: datetime | None = None,
     ) -> bool:
         async with transaction(self._sessionmaker) as session:
             done = await task_repository.compare_and_set(
@@ -268,6 +275,7 @@ class TaskLifecycle:
                 status=TaskStatus.processing,
                 attempts=task.attempts,
                 worker_id=worker_id,
+                lease_expired_before=lease_expired_before,
                 values={
                     "status": TaskStatus.queued,
                     "worker_id": None,
@@ -330,23 +338,43 @@ class TaskLifecycle:
 
     async def reap_expired(self) -> int:
         """Tasks whose worker stopped renewing: retried while attempts remain, else failed."""
-        async with self._read_sessionmaker() as session:
-            expired = await task_repository.expired_leases(session, utcnow())
         handled = 0
-        for task in expired:
-            if task.attempts < self.max_attempts:
-                ok = await self.retry(task, "worker lost; retrying")
-            else:
-                ok = await self.fail(
-                    task,
-                    "worker_lost",
-                    f"The worker processing this task stopped after {task.attempts} attempt(s); "
-                    "the credits were refunded.",
-                )
-            if ok:
-                log.warning("reaped task %s (attempt %s)", task.id, task.attempts)
+        for task in await self.expired_leases():
+            if await self.reap(task):
                 handled += 1
         return handled
+
+    async def expired_leases(self) -> list[Task]:
+        """Claimed tasks whose lease has run out (parked upstream tasks have no worker)."""
+        async with self._read_sessionmaker() as session:
+            return await task_repository.expired_leases(session, utcnow())
+
+    async def reap(self, task: Task) -> bool:
+        """Retry ``task``, as expired_leases read it, while attempts remain, else fail it.
+
+        Only if it is still that worker's, at that attempt, with the lease still run out:
+        between the read and this, its worker may have renewed (it was late, not lost),
+        or parked it and another worker taken it up at the same attempt."""
+        now = utcnow()
+        if task.attempts < self.max_attempts:
+            ok = await self._requeue(
+                task,
+                task.worker_id,
+                {"error_message": "worker lost; retrying"},
+                lease_expired_before=now,
+            )
+        else:
+            ok = await self.fail(
+                task,
+                "worker_lost",
+                f"The worker processing this task stopped after {task.attempts} attempt(s); "
+                "the credits were refunded.",
+                worker_id=task.worker_id,
+                lease_expired_before=now,
+            )
+        if ok:
+            log.warning("reaped task %s (attempt %s)", task.id, task.attempts)
+        return ok
 
     async def _settle(
         self,

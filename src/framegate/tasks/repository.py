@@ -88,10 +88,12 @@ class TaskRepository:
         attempts: int | None = None,
         worker_id: str | None = None,
         unclaimed: bool = False,
+        lease_expired_before: datetime | None = None,
         values: dict[str, Any],
     ) -> bool:
         """Apply ``values`` only if the task is still in ``status`` (and attempt/worker;
-        ``unclaimed``: no worker holds it)."""
+        ``unclaimed``: no worker holds it; ``lease_expired_before``: its lease ran out
+        before then)."""
         statuses = (status,) if isinstance(status, str) else status
         statement = update(Task).where(Task.id == task_id, Task.status.in_(statuses))
         if attempts is not None:
@@ -100,6 +102,8 @@ class TaskRepository:
             statement = statement.where(Task.worker_id == worker_id)
         if unclaimed:
             statement = statement.where(Task.worker_id.is_(None))
+        if lease_expired_before is not None:
+            statement = statement.where(Task.lease_expires_at < lease_expired_before)
         result = await session.execute(
             statement.values(**values).execution_options(synchronize_session=False)
         )
