@@ -79,7 +79,8 @@ def test_frames_past_the_pixel_cap_are_refused_before_decoding(
 
 
 class ResultEngine(VendorEngine):
-    """A vendor whose finished video is at a URL from outside: the base class's download."""
+    """A vendor whose finished video is at a URL from outside: the base class's download.
+    These tests call only the download step, so submit and poll are never reached."""
 
     name = "results"
 

@@ -8,17 +8,14 @@ guessing run is answered 429 before it costs more than a counter increment.
 from __future__ import annotations
 
 import ipaddress
-import math
-import time
 from collections.abc import Iterable
 
 from limits import RateLimitItemPerMinute
-from limits.aio.strategies import SlidingWindowCounterRateLimiter
-from limits.storage import storage_from_string
 from starlette.types import Scope
 
 from framegate.kit.safe_fetch import IPNetwork
 from framegate.limits.service import RateLimited
+from framegate.limits.window import retry_after_seconds, sliding_window_limiter
 
 _UNKNOWN_CLIENT = "unknown"
 
@@ -32,8 +29,7 @@ class ClientLimiter:
         failed_auth_per_minute: int,
         trusted_proxies: Iterable[IPNetwork] = (),
     ) -> None:
-        async_url = storage_url if storage_url.startswith("async+") else f"async+{storage_url}"
-        self._limiter = SlidingWindowCounterRateLimiter(storage_from_string(async_url))
+        self._limiter = sliding_window_limiter(storage_url)
         self._anonymous = RateLimitItemPerMinute(anonymous_per_minute)
         self._failures = RateLimitItemPerMinute(failed_auth_per_minute)
         self._trusted = tuple(trusted_proxies)
@@ -85,8 +81,7 @@ class ClientLimiter:
     async def _refusal(
         self, item: RateLimitItemPerMinute, namespace: str, client: str, what: str
     ) -> RateLimited:
-        stats = await self._limiter.get_window_stats(item, namespace, client)
-        retry_after = max(1, math.ceil(stats.reset_time - time.time()))
+        retry_after = await retry_after_seconds(self._limiter, item, namespace, client)
         return RateLimited(
             f"{what} (limit {item.amount} per minute). Retry after {retry_after} s.",
             code="client_rate_limit_exceeded",

@@ -3,19 +3,17 @@
 from __future__ import annotations
 
 import functools
-import math
 import time
 from dataclasses import dataclass
 
 from limits import RateLimitItemPerMinute
-from limits.aio.strategies import SlidingWindowCounterRateLimiter
-from limits.storage import storage_from_string
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from framegate.exceptions import FramegateError, PaymentRequired
 from framegate.keys.service import AuthContext
 from framegate.kit.time import utcnow
 from framegate.limits.repository import limits_repository
+from framegate.limits.window import retry_after_seconds, sliding_window_limiter
 from framegate.models import APIKey, Plan, TaskType
 
 
@@ -47,10 +45,7 @@ class LimitsService:
         read_sessionmaker: async_sessionmaker[AsyncSession],
     ) -> None:
         self._read_sessionmaker = read_sessionmaker
-        # A sliding window counter: no burst at window edges, O(1) memory per key. The storage is
-        # in process by default; a shared one (redis://…) serves several API processes.
-        async_url = storage_url if storage_url.startswith("async+") else f"async+{storage_url}"
-        self._limiter = SlidingWindowCounterRateLimiter(storage_from_string(async_url))
+        self._limiter = sliding_window_limiter(storage_url)
         self._defaults = defaults
         self._plan_cache: dict[str, tuple[float, PlanLimits]] = {}
         self._plan_cache_seconds = plan_cache_seconds
@@ -60,8 +55,7 @@ class LimitsService:
         item = _per_minute(limits.requests_per_minute)
         if await self._limiter.hit(item, "key", auth.key.id):
             return
-        stats = await self._limiter.get_window_stats(item, "key", auth.key.id)
-        retry_after = max(1, math.ceil(stats.reset_time - time.time()))
+        retry_after = await retry_after_seconds(self._limiter, item, "key", auth.key.id)
         raise RateLimited(
             f"This API key is over its limit of {limits.requests_per_minute} requests per "
             f"minute. Retry after {retry_after} s.",
