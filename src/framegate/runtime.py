@@ -83,6 +83,7 @@ class Runtime:
             cooldown_seconds=settings.breaker_cooldown_seconds,
         )
         catalog = Catalog(load_routes(settings.catalog_file), engines, health)
+        await engines.prepare()
         storage = LocalStorage(settings.storage_dir)
         secret = settings.effective_secret_key
         signer = URLSigner(

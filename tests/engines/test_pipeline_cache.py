@@ -1,25 +1,35 @@
-"""The warm-pipeline cache: least recently used out, by count and by a memory budget."""
+"""The warm-pipeline cache: least recently used out, per device, by count and by a memory
+budget that counts weights and the running requests' working memory; loads outside the
+cache's lock; pipelines in use never evicted."""
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import pytest
 
-from framegate.engines.diffusers.pipelines import LoadedPipeline, PipelineCache
+from framegate.engines.base import EngineError
+from framegate.engines.diffusers.pipelines import Geometry, LoadedPipeline, PipelineCache
 from framegate.engines.diffusers.settings import DiffusersSettings
 
 GIB = 1024**3
 
 
-def options(name: str, memory_gb: float, device: str = "cuda:0") -> DiffusersSettings:
+def options(
+    name: str, memory_gb: float, device: str = "cuda:0", reserve_gb: float | None = 0
+) -> DiffusersSettings:
     return DiffusersSettings(
         family="wan",
         pipeline="WanPipeline",
         weights=f"/models/{name}",
         device=device,
         memory_gb=memory_gb,
+        reserve_gb=reserve_gb,
     )
+
+
+WAN_480P = Geometry(832, 480, 81)
 
 
 class Loader:
@@ -60,9 +70,122 @@ def test_memory_budget_evicts_before_loading() -> None:
     # Pipelines on another device do not count against this one's budget.
     cache.get(options("d", 30, device="cuda:1"), Path("/models/d"))
     assert warm(cache) == ["/models/a", "/models/c", "/models/d"]
-    # One that alone exceeds the budget still loads (the operator sized it), alone.
-    cache.get(options("e", 50), Path("/models/e"))
-    assert warm(cache) == ["/models/d", "/models/e"]
+    # One that alone exceeds the budget is refused before loading; nothing is evicted.
+    with pytest.raises(EngineError) as refused:
+        cache.get(options("e", 50), Path("/models/e"))
+    assert refused.value.code == "gpu_out_of_memory"
+    assert "50.0 GiB of weights" in str(refused.value)
+    assert warm(cache) == ["/models/a", "/models/c", "/models/d"]
+    assert loader.loaded == ["/models/a", "/models/b", "/models/c", "/models/d"]
+
+
+def test_count_limit_is_per_device() -> None:
+    loader = Loader()
+    cache = PipelineCache(max_pipelines=1, budget_bytes=None, loader=loader)
+    cache.get(options("a", 1, device="cuda:0"), Path("/models/a"))
+    cache.get(options("b", 1, device="cuda:1"), Path("/models/b"))
+    assert warm(cache) == ["/models/a", "/models/b"]  # one each: nothing evicted
+    cache.get(options("c", 1, device="cuda:0"), Path("/models/c"))  # evicts a, not b
+    assert warm(cache) == ["/models/b", "/models/c"]
+    assert cache.evictions == 1
+
+
+def test_reserve_refuses_a_request_that_fits_only_by_weights() -> None:
+    loader = Loader()
+    cache = PipelineCache(max_pipelines=8, budget_bytes=40 * GIB, loader=loader)
+    big = options("big", 30, reserve_gb=None)
+    # 30 GiB of weights fit the 40 GiB budget; 30 + 16 GiB of working memory do not.
+    cache.record_peak(big, WAN_480P, 16 * GIB)
+    with (
+        pytest.raises(EngineError) as refused,
+        cache.lease(big, Path("/models/big"), geometry=WAN_480P),
+    ):
+        pass
+    assert refused.value.code == "gpu_out_of_memory"
+    assert "16.0 GiB of working memory" in str(refused.value)
+    assert "832x480x81f" in str(refused.value)
+    assert loader.loaded == []  # refused before any load
+    # A smaller geometry's reserve is scaled from the measured one and fits.
+    small = Geometry(416, 240, 81)
+    assert cache.reserve_bytes(big, small) == 4 * GIB
+    with cache.lease(big, Path("/models/big"), geometry=small):
+        pass
+    assert warm(cache) == ["/models/big"]
+
+
+def test_reserve_evicts_idle_pipelines_of_the_device() -> None:
+    loader = Loader()
+    cache = PipelineCache(max_pipelines=8, budget_bytes=40 * GIB, loader=loader)
+    cache.get(options("a", 10), Path("/models/a"))
+    cache.get(options("other", 30, device="cuda:1"), Path("/models/other"))
+    b = options("b", 20, reserve_gb=12)
+    # 10 + 20 + 12 > 40: a (idle, same device) goes; cuda:1's pipeline stays.
+    with cache.lease(b, Path("/models/b"), geometry=WAN_480P) as loaded:
+        assert loaded.settings.weights == "/models/b"
+        assert warm(cache) == ["/models/other", "/models/b"]
+
+
+def test_estimated_reserve_before_any_measurement() -> None:
+    cache = PipelineCache(max_pipelines=1, budget_bytes=None, loader=Loader())
+    settings = options("a", 1, reserve_gb=None)
+    assert cache.reserve_bytes(settings, Geometry(16, 16, 5)) == GIB  # the floor
+    assert cache.reserve_bytes(settings, Geometry(1280, 720, 81)) == 64 * 1280 * 720 * 81
+    assert cache.reserve_bytes(options("a", 1, reserve_gb=3), WAN_480P) == 3 * GIB
+
+
+def test_a_pipeline_in_use_is_never_evicted() -> None:
+    loader = Loader()
+    cache = PipelineCache(max_pipelines=1, budget_bytes=None, loader=loader)
+    a, b = options("a", 1), options("b", 1)
+    released = threading.Event()
+    with cache.lease(a, Path("/models/a")):
+        # b needs a's place; a is running, so b waits until a's lease ends.
+        waiter = threading.Thread(target=lambda: (cache.get(b, Path("/models/b")), released.set()))
+        waiter.start()
+        assert not released.wait(0.3)
+        assert warm(cache) == ["/models/a"]
+    waiter.join(5)
+    assert released.is_set()
+    assert warm(cache) == ["/models/b"]
+
+
+def test_a_load_does_not_hold_the_cache_lock() -> None:
+    started, finish = threading.Event(), threading.Event()
+    loader = Loader()
+
+    def slow(settings: DiffusersSettings, weights_dir: Path) -> LoadedPipeline:
+        if settings.weights == "/models/slow":
+            started.set()
+            assert finish.wait(10)
+        return loader(settings, weights_dir)
+
+    cache = PipelineCache(max_pipelines=4, budget_bytes=None, loader=slow)
+    loading = threading.Thread(target=cache.get, args=(options("slow", 1), Path("/models/slow")))
+    loading.start()
+    assert started.wait(5)
+    # While the slow load runs, another device's pipeline loads and is served.
+    fast = cache.get(options("fast", 1, device="cuda:1"), Path("/models/fast"))
+    assert fast.settings.weights == "/models/fast"
+    # A second request for the pipeline being loaded waits for that load (no second load).
+    second: list[LoadedPipeline] = []
+    waiter = threading.Thread(
+        target=lambda: second.append(cache.get(options("slow", 1), Path("/models/slow")))
+    )
+    waiter.start()
+    finish.set()
+    loading.join(5)
+    waiter.join(5)
+    assert loader.loaded == ["/models/fast", "/models/slow"]
+    assert second and second[0].settings.weights == "/models/slow"
+
+
+def test_cuda_and_cuda_0_are_one_device() -> None:
+    loader = Loader()
+    cache = PipelineCache(max_pipelines=1, budget_bytes=None, loader=loader)
+    plain, indexed = options("a", 1, device="cuda"), options("a", 1, device="cuda:0")
+    assert plain.device == "cuda:0" and plain.cache_key() == indexed.cache_key()
+    assert cache.get(plain, Path("/models/a")) is cache.get(indexed, Path("/models/a"))
+    assert loader.loaded == ["/models/a"]
 
 
 def test_routes_differing_only_in_sampling_share_a_pipeline() -> None:
@@ -76,7 +199,7 @@ def test_routes_differing_only_in_sampling_share_a_pipeline() -> None:
     assert loader.loaded == ["/models/a", "/models/a"]
 
 
-def test_out_of_memory_while_loading_drops_warm_pipelines_and_retries() -> None:
+def test_out_of_memory_while_loading_drops_idle_pipelines_and_retries() -> None:
     import torch
 
     loader = Loader()

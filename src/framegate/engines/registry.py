@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -46,6 +47,14 @@ class EngineRegistry:
         refuse = getattr(self._engines.get(route.engine), "refuse", None)
         if refuse is not None:
             refuse(route.settings, shape)
+
+    async def prepare(self) -> None:
+        """Engines' slow one-time set-up (the diffusers engine imports torch and probes its
+        GPUs), on worker threads, once the catalog has checked its routes."""
+        for engine in self._engines.values():
+            prepare = getattr(engine, "prepare", None)
+            if prepare is not None:
+                await asyncio.to_thread(prepare)
 
     def close(self) -> None:
         for engine in self._engines.values():

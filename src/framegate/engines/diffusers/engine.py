@@ -3,13 +3,17 @@
 Routes name a diffusers pipeline class and a weights directory (see settings.py and
 docs/models.md). Each worker process loads a route's pipeline on first use and keeps it
 warm (pipelines.py); inference runs on a thread per device so the event loop, and with
-it the API and the lease heartbeats, stays responsive. One job runs per device at a
-time unless FRAMEGATE_DIFFUSERS_JOBS_PER_DEVICE says otherwise.
+it the API and the lease heartbeats, stays responsive. Devices are keyed by their
+normalised name (``cuda`` is ``cuda:0``): one slot semaphore, one thread pool and one
+memory budget per GPU. One job runs per device at a time unless
+FRAMEGATE_DIFFUSERS_JOBS_PER_DEVICE says otherwise; even then one pipeline (with the
+variants built over its components) runs one request at a time.
 
 Progress comes from ``callback_on_step_end``: the denoising steps fill most of the bar,
 the VAE decode and the H.264 encode the last slice. The same callback checks for
-cancellation at every step. Frames are converted to uint8 on the device and encoded on
-the CPU through the encoder every engine uses (H100/H200 have no NVENC).
+cancellation at every step. Frames are converted to uint8 on the device a chunk at a time
+and encoded on the CPU through the encoder every engine uses (H100/H200 have no NVENC),
+after the device's slot is released, so the next job's denoising overlaps this encode.
 """
 
 from __future__ import annotations
@@ -36,9 +40,12 @@ from framegate.engines.base import (
     ProgressCallback,
     TaskCancelledError,
 )
+from framegate.engines.diffusers.noise import initial_latents
 from framegate.engines.diffusers.pipelines import (
+    Geometry,
     LoadedPipeline,
     PipelineCache,
+    out_of_memory_types,
     release_device_memory,
 )
 from framegate.engines.diffusers.settings import DiffusersSettings, has_weights
@@ -74,6 +81,8 @@ class DiffusersEngine:
         self._slots: dict[str, asyncio.Semaphore] = {}
         self._executors: dict[str, ThreadPoolExecutor] = {}
         self._devices: dict[str, bool] = {}
+        # Devices the catalog's routes name (check_route), probed by prepare().
+        self._route_devices: set[str] = set()
         # Asked once: GET /v1/models checks every route's availability on each call.
         self._diffusers_installed = importlib.util.find_spec("diffusers") is not None
 
@@ -97,6 +106,7 @@ class DiffusersEngine:
             settings = DiffusersSettings.model_validate(route.settings)
         except ValidationError as exc:
             raise ValueError(f"settings: {exc}") from exc
+        self._route_devices.add(settings.device)
         caps = route.capabilities
         rule = settings.rule
         if (route.kind == "image") != (settings.family == "image"):
@@ -117,6 +127,17 @@ class DiffusersEngine:
                 f"capabilities.size_multiple must be a multiple of {rule.size_multiple} for "
                 f"{settings.family} models; got {caps.size_multiple}"
             )
+        for index, shape in enumerate(settings.warmup):
+            if shape.width % rule.size_multiple or shape.height % rule.size_multiple:
+                raise ValueError(
+                    f"settings.warmup[{index}]: {shape.width}x{shape.height} is not a multiple "
+                    f"of {rule.size_multiple} on both sides, which {settings.family} models need"
+                )
+            if route.kind == "video" and (shape.num_frames - 1) % rule.frame_step:
+                raise ValueError(
+                    f"settings.warmup[{index}]: num_frames must be {rule.frame_step}k+1 for "
+                    f"{settings.family} models; got {shape.num_frames}"
+                )
         if route.kind == "video" and caps.frame_step % rule.frame_step:
             raise ValueError(
                 f"capabilities.frame_step must be a multiple of {rule.frame_step} for "
@@ -134,6 +155,15 @@ class DiffusersEngine:
         if not has_weights(parsed.weights_dir(self.models_dir)):
             return False
         return self._device_usable(parsed.device)
+
+    def prepare(self) -> None:
+        """Import torch and probe the devices the catalog's routes name: seconds of work,
+        done once at start-up on a worker thread (EngineRegistry.prepare) so that no API
+        request (GET /v1/models asks is_available) waits for it on the event loop."""
+        if not self._diffusers_installed:
+            return
+        for device in sorted(self._route_devices):
+            self._device_usable(device)
 
     def _device_usable(self, device: str) -> bool:
         usable = self._devices.get(device)
@@ -160,34 +190,48 @@ class DiffusersEngine:
         cancelled: CancelCheck,
     ) -> GenerationResult:
         settings = self.parse(request.settings)
-        slot = self._slots.setdefault(settings.device, asyncio.Semaphore(self._jobs_per_device))
-        async with slot:
+        stop = threading.Event()
+
+        def should_stop() -> bool:
+            return stop.is_set() or cancelled()
+
+        async with self._slot(settings.device):
             if cancelled():
                 raise TaskCancelledError
-            stop = threading.Event()
-
-            def should_stop() -> bool:
-                return stop.is_set() or cancelled()
-
-            loop = asyncio.get_running_loop()
-            future = loop.run_in_executor(
+            pixels = await self._in_thread(
+                stop,
                 self._executor(settings.device),
-                self._run,
+                self._infer,
                 request,
                 settings,
-                workdir,
                 progress,
                 should_stop,
             )
-            try:
-                return await asyncio.shield(future)
-            except asyncio.CancelledError:
-                # Shutting down: stop at the next step, and keep the device's slot until
-                # the thread has let go of the GPU.
-                stop.set()
-                with contextlib.suppress(BaseException):
-                    await future
-                raise
+        # The device is free for the next job while this one encodes on the CPU.
+        return await self._in_thread(
+            stop, None, self._encode, pixels, request, settings, workdir, progress, should_stop
+        )
+
+    @staticmethod
+    async def _in_thread(
+        stop: threading.Event, executor: ThreadPoolExecutor | None, fn: Any, *args: Any
+    ) -> Any:
+        future = asyncio.get_running_loop().run_in_executor(executor, fn, *args)
+        try:
+            return await asyncio.shield(future)
+        except asyncio.CancelledError:
+            # Shutting down: stop at the next step (or frame), and hold on (to the device's
+            # slot, too) until the thread has let go.
+            stop.set()
+            with contextlib.suppress(BaseException):
+                await future
+            raise
+
+    def _slot(self, device: str) -> asyncio.Semaphore:
+        slot = self._slots.get(device)
+        if slot is None:
+            slot = self._slots[device] = asyncio.Semaphore(self._jobs_per_device)
+        return slot
 
     def _executor(self, device: str) -> ThreadPoolExecutor:
         executor = self._executors.get(device)
@@ -204,42 +248,55 @@ class DiffusersEngine:
         self._executors.clear()
         self.cache.clear()
 
-    def _run(
+    def _infer(
         self,
         request: GenerationRequest,
         settings: DiffusersSettings,
-        workdir: Path,
         progress: ProgressCallback,
         should_stop: CancelCheck,
-    ) -> GenerationResult:
-        import torch
+    ) -> Any:
+        """Run the model on the device; returns uint8 pixels (frames or images) on the CPU.
 
-        out_of_memory = False
-        try:
-            variant = settings.image_pipeline if request.input_image is not None else None
-            loaded = self.cache.get(
-                settings, settings.weights_dir(self.models_dir), variant=variant
-            )
-            if should_stop():
-                raise TaskCancelledError
-            if request.kind == "video":
-                return self._video(loaded, settings, request, workdir, progress, should_stop)
-            return self._images(loaded, settings, request, workdir, progress, should_stop)
-        except (TaskCancelledError, EngineError):
-            raise
-        except torch.OutOfMemoryError:
-            # Handled below, once this frame no longer holds the traceback (and with it
-            # the tensors that filled the device).
-            out_of_memory = True
-        except Exception as exc:
-            log.exception("diffusers task %s failed", request.task_id)
-            raise EngineError(
-                f"The model failed to generate this request ({type(exc).__name__}); "
-                "the credits were refunded.",
-                code="engine_error",
-            ) from None
-        assert out_of_memory
-        release_device_memory()
+        Out of memory, the device's other idle pipelines are evicted and the request tried
+        once more before it fails.
+        """
+        variant = settings.image_pipeline if request.input_image is not None else None
+        geometry = _geometry(request)
+        weights_dir = settings.weights_dir(self.models_dir)
+        oom = out_of_memory_types()
+        for attempt in (1, 2):
+            out_of_memory = False
+            try:
+                with self.cache.lease(
+                    settings, weights_dir, variant=variant, geometry=geometry
+                ) as loaded:
+                    if should_stop():
+                        raise TaskCancelledError
+                    return self._run_pipeline(
+                        loaded, settings, request, geometry, progress, should_stop
+                    )
+            except (TaskCancelledError, EngineError):
+                raise
+            except oom:
+                # Handled below, once this frame no longer holds the traceback (and with
+                # it the tensors that filled the device).
+                out_of_memory = True
+            except Exception as exc:
+                log.exception("diffusers task %s failed", request.task_id)
+                raise EngineError(
+                    f"The model failed to generate this request ({type(exc).__name__}); "
+                    "the credits were refunded.",
+                    code="engine_error",
+                ) from None
+            assert out_of_memory
+            release_device_memory()
+            if attempt == 1 and self.cache.evict_idle(settings.device, keep=settings.cache_key()):
+                log.warning(
+                    "diffusers task %s: device out of memory; evicted idle pipelines, retrying",
+                    request.task_id,
+                )
+                continue
+            break
         log.warning("diffusers task %s: device out of memory", request.task_id)
         raise EngineError(
             "The GPU ran out of memory for this request; the credits were refunded. "
@@ -247,6 +304,66 @@ class DiffusersEngine:
             "or VAE tiling for this model.",
             code="gpu_out_of_memory",
         )
+
+    def _run_pipeline(
+        self,
+        loaded: LoadedPipeline,
+        settings: DiffusersSettings,
+        request: GenerationRequest,
+        geometry: Geometry,
+        progress: ProgressCallback,
+        should_stop: CancelCheck,
+    ) -> Any:
+        import torch
+
+        arguments = self._call_arguments(loaded, settings, request, progress, should_stop)
+        if request.kind == "video":
+            arguments["num_frames"] = request.num_frames
+            if "frame_rate" in loaded.call_parameters:
+                arguments["frame_rate"] = request.fps
+            if request.input_image is not None:
+                arguments["image"] = _fit(request.input_image, request.width, request.height)
+            if request.last_image is not None:
+                if "last_image" not in loaded.call_parameters:
+                    raise EngineError(
+                        f"{settings.pipeline} does not take a last frame", code="invalid_request"
+                    )
+                arguments["last_image"] = _fit(request.last_image, request.width, request.height)
+        else:
+            arguments["num_images_per_prompt"] = request.n
+        latents = initial_latents(
+            loaded.pipe,
+            width=request.width,
+            height=request.height,
+            num_frames=max(1, request.num_frames),
+            batch=1 if request.kind == "video" else request.n,
+            seed=request.seed,
+        )
+        if latents is not None and "latents" in loaded.call_parameters:
+            arguments["latents"] = latents
+        measure = settings.device_type == "cuda" and torch.cuda.is_available()
+        with loaded.shared.lock:
+            loaded.arm_offload()
+            if measure:
+                torch.cuda.reset_peak_memory_stats(settings.device)
+                before = torch.cuda.memory_allocated(settings.device)
+            try:
+                with torch.inference_mode():
+                    output = loaded.pipe(**arguments)
+                    pixels = output.frames[0] if request.kind == "video" else output.images
+                    del output
+                    pixels = to_uint8(pixels)
+            except BaseException:
+                # The pipeline resets its cache hooks and re-arms CPU offload only at the
+                # end of a call that returns: do it here for one that raised (cancel, out of
+                # memory), or the next request starts from this one's stale state.
+                with contextlib.suppress(Exception):
+                    loaded.pipe.maybe_free_model_hooks()
+                raise
+            if measure:
+                peak = torch.cuda.max_memory_allocated(settings.device) - before
+                self.cache.record_peak(settings, geometry, peak)
+        return pixels
 
     def _call_arguments(
         self,
@@ -277,8 +394,9 @@ class DiffusersEngine:
             "width": request.width,
             "num_inference_steps": steps,
             "guidance_scale": settings.guidance_scale,
-            # A CPU generator gives the same noise for a seed on every machine.
-            "generator": torch.Generator("cpu").manual_seed(request.seed),
+            # For whatever the pipeline draws itself; the starting latents come from the CPU
+            # (noise.py), so a seed gives the same video on every machine.
+            "generator": torch.Generator(settings.device).manual_seed(request.seed),
             "output_type": "pt",
             "callback_on_step_end": on_step_end,
             "callback_on_step_end_tensor_inputs": ["latents"],
@@ -299,39 +417,49 @@ class DiffusersEngine:
             )
         return {k: v for k, v in arguments.items() if k in loaded.call_parameters}
 
-    def _video(
+    # -- encoding (CPU, after the device slot is released) ------------------------------
+
+    def _encode(
         self,
-        loaded: LoadedPipeline,
-        settings: DiffusersSettings,
+        pixels: Any,
         request: GenerationRequest,
+        settings: DiffusersSettings,
         workdir: Path,
         progress: ProgressCallback,
         should_stop: CancelCheck,
     ) -> GenerationResult:
-        import torch
+        if request.kind == "video":
+            return self._encode_video(pixels, request, settings, workdir, progress, should_stop)
+        outputs = []
+        for index, image in enumerate(pixels):
+            if should_stop():
+                raise TaskCancelledError
+            path = workdir / f"image-{index}.png"
+            thumbnail = workdir / f"thumbnail-{index}.jpg"
+            save_png(image, path)
+            save_jpeg(image, thumbnail, max_side=_THUMBNAIL_SIDE)
+            height, width = int(image.shape[0]), int(image.shape[1])
+            outputs.append(OutputFile(path, "image/png", width, height, thumbnail))
+        progress(1.0)
+        return GenerationResult(outputs)
 
-        arguments = self._call_arguments(loaded, settings, request, progress, should_stop)
-        arguments["num_frames"] = request.num_frames
-        if "frame_rate" in loaded.call_parameters:
-            arguments["frame_rate"] = request.fps
-        if request.input_image is not None:
-            arguments["image"] = _fit(request.input_image, request.width, request.height)
-        if request.last_image is not None:
-            if "last_image" not in loaded.call_parameters:
-                raise EngineError(
-                    f"{settings.pipeline} does not take a last frame", code="invalid_request"
-                )
-            arguments["last_image"] = _fit(request.last_image, request.width, request.height)
-        with torch.inference_mode():
-            output = loaded.pipe(**arguments)
-            frames = _to_uint8(output.frames[0])  # (frames, height, width, 3)
-        del output
+    @staticmethod
+    def _encode_video(
+        frames: Any,
+        request: GenerationRequest,
+        settings: DiffusersSettings,
+        workdir: Path,
+        progress: ProgressCallback,
+        should_stop: CancelCheck,
+    ) -> GenerationResult:
         count, height, width = int(frames.shape[0]), int(frames.shape[1]), int(frames.shape[2])
         video_path = workdir / "video.mp4"
         thumbnail_path = workdir / "thumbnail.jpg"
         encode_share = 1.0 - STEP_SHARE
 
         def on_frame(done: int) -> None:
+            if should_stop():
+                raise TaskCancelledError
             progress(STEP_SHARE + encode_share * 0.95 * done / count)
 
         encode_mp4(
@@ -361,33 +489,11 @@ class DiffusersEngine:
             ]
         )
 
-    def _images(
-        self,
-        loaded: LoadedPipeline,
-        settings: DiffusersSettings,
-        request: GenerationRequest,
-        workdir: Path,
-        progress: ProgressCallback,
-        should_stop: CancelCheck,
-    ) -> GenerationResult:
-        import torch
 
-        arguments = self._call_arguments(loaded, settings, request, progress, should_stop)
-        arguments["num_images_per_prompt"] = request.n
-        with torch.inference_mode():
-            output = loaded.pipe(**arguments)
-            images = _to_uint8(output.images)  # (n, height, width, 3)
-        del output
-        outputs = []
-        for index, image in enumerate(images):
-            path = workdir / f"image-{index}.png"
-            thumbnail = workdir / f"thumbnail-{index}.jpg"
-            save_png(image, path)
-            save_jpeg(image, thumbnail, max_side=_THUMBNAIL_SIDE)
-            height, width = int(image.shape[0]), int(image.shape[1])
-            outputs.append(OutputFile(path, "image/png", width, height, thumbnail))
-        progress(1.0)
-        return GenerationResult(outputs)
+def _geometry(request: GenerationRequest) -> Geometry:
+    if request.kind == "video":
+        return Geometry(request.width, request.height, max(1, request.num_frames))
+    return Geometry(request.width, request.height, 1, max(1, request.n))
 
 
 def _fit(image: Image.Image, width: int, height: int) -> Image.Image:
@@ -395,15 +501,33 @@ def _fit(image: Image.Image, width: int, height: int) -> Image.Image:
     return ImageOps.fit(image.convert("RGB"), (width, height), method=Image.Resampling.LANCZOS)
 
 
-def _to_uint8(tensor: Any) -> Any:
-    """(..., channels, height, width) floats in [0, 1] on the device -> numpy uint8 HWC.
+# Bytes of float32 pixels converted at a time: the only temporary on the device.
+UINT8_CHUNK_BYTES = 64 * 1024**2
 
-    The conversion and the layout change run on the device; only bytes cross to the CPU.
+
+def to_uint8(tensor: Any, *, chunk_bytes: int = UINT8_CHUNK_BYTES) -> Any:
+    """(..., channels, height, width) floats in [0, 1] on the device -> numpy uint8
+    (..., height, width, channels) on the CPU.
+
+    A few frames at a time: each chunk is scaled in float32 (in place when the tensor is
+    float32 already, so the tensor is consumed) and its bytes copied into one preallocated
+    CPU array, so the device holds at most one float32 chunk besides the input.
     """
+    import numpy as np
     import torch
 
-    pixels = tensor.clamp(0, 1).mul(255).round().to(dtype=torch.uint8)
-    return pixels.movedim(-3, -1).contiguous().cpu().numpy()
+    *lead, channels, height, width = tensor.shape
+    images = tensor.reshape(-1, channels, height, width)
+    count = int(images.shape[0])
+    out = np.empty((count, height, width, channels), dtype=np.uint8)
+    target = torch.from_numpy(out)
+    step = max(1, chunk_bytes // max(1, channels * height * width * 4))
+    for start in range(0, count, step):
+        chunk = images[start : start + step].to(dtype=torch.float32)
+        chunk.clamp_(0, 1).mul_(255).round_()
+        target[start : start + step].copy_(chunk.to(dtype=torch.uint8).movedim(1, -1))
+        del chunk
+    return out.reshape(*lead, height, width, channels)
 
 
 def create_engine(settings: Any) -> DiffusersEngine:

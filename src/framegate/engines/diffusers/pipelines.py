@@ -1,30 +1,73 @@
 """Loading diffusers pipelines and keeping them warm.
 
-A worker loads each route's pipeline once and keeps it in a small LRU cache bounded by
-a count and a device-memory budget; loading a pipeline that does not fit evicts the
-least recently used ones first. Everything here runs on the engine's inference thread.
+A worker loads each route's pipeline once and keeps it in a small LRU cache bounded, per
+device, by a count and a memory budget. The budget counts each warm pipeline's weights and
+each running request's working memory (activations and the VAE decode: its reserve, see
+``PipelineCache.reserve_bytes``); a request that cannot fit evicts the least recently used
+idle pipelines of its device first, and one that cannot fit even alone is refused before it
+runs. Pipelines load outside the cache's lock, so a load on one GPU never stalls another;
+a pipeline in use is never evicted. Everything here runs on the engine's inference threads.
 """
 
 from __future__ import annotations
 
 import gc
+import inspect
 import logging
 import sys
 import threading
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from framegate.engines.base import EngineError
-from framegate.engines.diffusers.accel import apply_accelerations
+from framegate.engines.diffusers.accel import apply_accelerations, uncompile_denoisers
 from framegate.engines.diffusers.settings import DiffusersSettings, has_weights
 
 log = logging.getLogger(__name__)
 
 _GIB = 1024**3
 _WEIGHT_SUFFIXES = {".safetensors", ".bin", ".pt", ".pth"}
+# Share of a CUDA device's memory the budget may use when none is configured (the CUDA
+# context, cuBLAS workspaces and the allocator's fragmentation take the rest).
+DEFAULT_BUDGET_SHARE = 0.9
+# Working memory of a request before one of its geometry has been measured: bytes per
+# output pixel per frame (per image), and a floor. Measured peaks replace it.
+RESERVE_BYTES_PER_OUTPUT_VALUE = 64
+MIN_RESERVE_BYTES = 1 * _GIB
+
+
+@dataclass(frozen=True, slots=True)
+class Geometry:
+    """The size of one request's output: what its working memory scales with."""
+
+    width: int
+    height: int
+    frames: int = 1
+    count: int = 1
+
+    @property
+    def values(self) -> int:
+        return self.width * self.height * max(1, self.frames) * max(1, self.count)
+
+    def __str__(self) -> str:
+        frames = f"x{self.frames}f" if self.frames > 1 else ""
+        count = f" x{self.count}" if self.count > 1 else ""
+        return f"{self.width}x{self.height}{frames}{count}"
+
+
+@dataclass
+class SharedComponents:
+    """What a warm pipeline and the variants built over its components share."""
+
+    # One request at a time on these components: a pipeline keeps per-call state on itself
+    # (guidance scale, the scheduler's step index, the cache hook's residuals).
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    # The pipeline whose CPU-offload hooks are on the components now (None: no offload).
+    armed: Any = None
 
 
 @dataclass
@@ -35,8 +78,21 @@ class LoadedPipeline:
     memory_bytes: int
     # Names of the __call__ parameters, to pass only what the pipeline takes.
     call_parameters: frozenset[str]
+    shared: SharedComponents = field(default_factory=SharedComponents)
     # Pipelines of other classes sharing these components (image_pipeline), by class.
     variants: dict[str, LoadedPipeline] = field(default_factory=dict)
+
+    def arm_offload(self) -> None:
+        """Put this pipeline's offload hooks on the shared components if another pipeline
+        over them (base or variant) was the last to run; call with ``shared.lock`` held."""
+        offload = self.settings.offload
+        if offload == "none" or self.shared.armed is self.pipe:
+            return
+        if offload == "model":
+            self.pipe.enable_model_cpu_offload(device=self.settings.device)
+        else:
+            self.pipe.enable_sequential_cpu_offload(device=self.settings.device)
+        self.shared.armed = self.pipe
 
 
 def resolve_pipeline_class(name: str) -> Any:
@@ -58,7 +114,7 @@ def torch_dtype(name: str) -> Any:
 
 
 def load_pipeline(settings: DiffusersSettings, weights_dir: Path) -> LoadedPipeline:
-    """Load ``weights_dir`` with the route's class, dtype, placement and accelerations."""
+    """Load ``weights_dir`` with the route's class, dtypes, placement and accelerations."""
     if not has_weights(weights_dir):
         raise EngineError(
             f"no diffusers weights at {weights_dir} (run `framegate models pull` for this route "
@@ -67,41 +123,94 @@ def load_pipeline(settings: DiffusersSettings, weights_dir: Path) -> LoadedPipel
         )
     cls = resolve_pipeline_class(settings.pipeline)
     _quiet_loading()
-    pipe = cls.from_pretrained(
-        str(weights_dir), torch_dtype=torch_dtype(settings.dtype), local_files_only=True
-    )
+    dtypes = {name: torch_dtype(dtype) for name, dtype in settings.dtype_map().items()}
+    pipe = cls.from_pretrained(str(weights_dir), torch_dtype=dtypes, local_files_only=True)
     if settings.flow_shift is not None:
         _set_flow_shift(pipe, settings.flow_shift)
     if hasattr(pipe, "set_progress_bar_config"):
         pipe.set_progress_bar_config(disable=True)
+    shared = SharedComponents()
     if settings.offload == "model":
         pipe.enable_model_cpu_offload(device=settings.device)
+        shared.armed = pipe
     elif settings.offload == "sequential":
         pipe.enable_sequential_cpu_offload(device=settings.device)
+        shared.armed = pipe
     else:
         pipe.to(settings.device)
     if settings.vae_tiling and getattr(pipe, "vae", None) is not None:
         pipe.vae.enable_tiling()
-    applied = apply_accelerations(
-        pipe,
-        device_type=settings.device.split(":")[0],
-        attention_backend=settings.attention_backend,
-        compile=settings.compile,
-        compile_mode=settings.compile_mode,
-        cache_threshold=settings.cache.threshold if settings.cache else None,
-    )
+    try:
+        applied = apply_accelerations(
+            pipe,
+            device_type=settings.device_type,
+            device=settings.device,
+            attention_backend=settings.attention_backend,
+            compile=settings.compile,
+            compile_mode=settings.compile_mode,
+            cache_threshold=settings.cache.threshold if settings.cache else None,
+        )
+    except ValueError as exc:
+        raise EngineError(f"{settings.pipeline}: {exc}", code="invalid_settings") from None
+    if settings.compile:
+        applied.append(warm_up(pipe, settings))
     memory = _memory_bytes(pipe, settings)
     log.info(
         "loaded %s from %s on %s (%s, offload=%s, %.2f GiB%s)",
         settings.pipeline,
         weights_dir,
         settings.device,
-        settings.dtype,
+        ", ".join(f"{k}={v}" for k, v in settings.dtype_map().items()),
         settings.offload,
         memory / _GIB,
         f", {', '.join(applied)}" if applied else "",
     )
-    return LoadedPipeline(pipe, settings, memory, _call_parameters(pipe))
+    return LoadedPipeline(pipe, settings, memory, _call_parameters(pipe), shared)
+
+
+def warm_up(pipe: Any, settings: DiffusersSettings) -> str:
+    """Run the compiled pipeline at the route's warm-up geometries (two steps each, no
+    decode) so that compilation happens here and not in a user's request. Should anything
+    fail, compilation is undone and the pipeline serves uncompiled."""
+    import torch
+
+    if not settings.warmup:
+        return "warmup=none (the first request of each shape compiles)"
+    parameters = _call_parameters(pipe)
+    try:
+        for shape in settings.warmup:
+            arguments: dict[str, Any] = {
+                "prompt": "warm-up",
+                "width": shape.width,
+                "height": shape.height,
+                "num_inference_steps": 2,
+                "output_type": "latent",
+            }
+            if "num_frames" in parameters:
+                arguments["num_frames"] = shape.num_frames
+            with torch.inference_mode():
+                pipe(**{k: v for k, v in arguments.items() if k in parameters})
+    except Exception as exc:
+        log.warning(
+            "%s: warm-up of the compiled model failed (%s: %s); serving it uncompiled",
+            settings.pipeline,
+            type(exc).__name__,
+            exc,
+        )
+        uncompile_denoisers(pipe)
+        with _suppressed():
+            pipe.maybe_free_model_hooks()
+        release_device_memory()
+        return "compile=off (warm-up failed)"
+    return f"warmup={len(settings.warmup)} shapes"
+
+
+@contextmanager
+def _suppressed() -> Iterator[None]:
+    try:
+        yield
+    except Exception:  # cleanup after a failure must not hide the failure
+        log.debug("cleanup failed", exc_info=True)
 
 
 def _quiet_loading() -> None:
@@ -117,16 +226,36 @@ def _quiet_loading() -> None:
 
 
 def derive_pipeline(base: LoadedPipeline, class_name: str) -> LoadedPipeline:
-    """A pipeline of another class over the same (already placed) components."""
-    pipe = resolve_pipeline_class(class_name).from_pipe(base.pipe)
+    """A pipeline of another class over the same, already placed components.
+
+    Built with the class's constructor rather than ``from_pipe``, which ends with
+    ``.to(dtype=...)`` and so would cast the shared components (the warm transformer
+    included) to one dtype in place.
+    """
+    cls = resolve_pipeline_class(class_name)
+    components = base.pipe.components
+    config = base.pipe.config
+    arguments: dict[str, Any] = {}
+    for name, parameter in inspect.signature(cls.__init__).parameters.items():
+        if name == "self" or parameter.kind in (parameter.VAR_POSITIONAL, parameter.VAR_KEYWORD):
+            continue
+        if name in components:
+            arguments[name] = components[name]
+        elif name in config:
+            arguments[name] = config[name]
+        elif parameter.default is inspect.Parameter.empty:
+            raise EngineError(
+                f"{class_name} needs a {name!r} component that {base.settings.pipeline} has "
+                "not loaded; fix the route's image_pipeline setting",
+                code="invalid_settings",
+            )
+    pipe = cls(**arguments)
     if hasattr(pipe, "set_progress_bar_config"):
         pipe.set_progress_bar_config(disable=True)
-    return LoadedPipeline(pipe, base.settings, 0, _call_parameters(pipe))
+    return LoadedPipeline(pipe, base.settings, 0, _call_parameters(pipe), base.shared)
 
 
 def _call_parameters(pipe: Any) -> frozenset[str]:
-    import inspect
-
     return frozenset(inspect.signature(pipe.__call__).parameters)
 
 
@@ -164,10 +293,11 @@ def _memory_bytes(pipe: Any, settings: DiffusersSettings) -> int:
 
 
 def estimate_bytes(settings: DiffusersSettings, weights_dir: Path) -> int:
-    """Device memory a pipeline will take, before loading it."""
+    """Device memory a pipeline will take, before loading it (the weights' size on disk:
+    an upper bound when they are stored in a wider dtype than they load in)."""
     if settings.memory_gb is not None:
         return int(settings.memory_gb * _GIB)
-    if settings.offload == "sequential":
+    if settings.offload == "sequential" or not weights_dir.is_dir():
         return 0
     sizes = [
         sum(f.stat().st_size for f in component.rglob("*") if f.suffix in _WEIGHT_SUFFIXES)
@@ -181,11 +311,13 @@ def estimate_bytes(settings: DiffusersSettings, weights_dir: Path) -> int:
 
 def device_memory_bytes(device: str) -> int | None:
     """Total memory of a CUDA device; None for the CPU (no budget but the count)."""
+    if not device.startswith("cuda"):
+        return None
     import torch
 
-    if not device.startswith("cuda") or not torch.cuda.is_available():
+    if not torch.cuda.is_available():
         return None
-    index = int(device.split(":")[1]) if ":" in device else torch.cuda.current_device()
+    index = int(device.split(":")[1]) if ":" in device else 0
     return int(torch.cuda.get_device_properties(index).total_memory)
 
 
@@ -198,12 +330,28 @@ def release_device_memory() -> None:
         torch.cuda.empty_cache()
 
 
-class PipelineCache:
-    """Warm pipelines by cache key, least recently used first out.
+def out_of_memory_types() -> tuple[type[BaseException], ...]:
+    import torch
 
-    ``budget_bytes`` caps the summed device memory of the warm pipelines on each device
-    (None: 90 % of the device's memory for CUDA, no cap on the CPU); ``max_pipelines``
-    caps their number in any case.
+    return (torch.OutOfMemoryError,)
+
+
+@dataclass
+class _Entry:
+    settings: DiffusersSettings
+    # Counted weights: the estimate while loading, then what the loaded pipeline holds.
+    weight_bytes: int
+    loaded: LoadedPipeline | None = None  # None while loading
+    users: int = 0
+
+
+class PipelineCache:
+    """Warm pipelines by cache key, least recently used first out, per device.
+
+    ``budget_bytes`` caps, on each device, the warm pipelines' weights plus the reserves of
+    the requests running there (None: 90 % of the device's memory for CUDA, no cap on the
+    CPU); ``max_pipelines`` caps the number of warm pipelines per device in any case.
+    ``device_memory`` tells a device's total memory (a parameter for tests).
     """
 
     def __init__(
@@ -212,134 +360,248 @@ class PipelineCache:
         max_pipelines: int,
         budget_bytes: int | None = None,
         loader: Callable[[DiffusersSettings, Path], LoadedPipeline] = load_pipeline,
+        device_memory: Callable[[str], int | None] = device_memory_bytes,
     ) -> None:
         self._max = max(1, max_pipelines)
         self._budget = budget_bytes
         self._loader = loader
-        self._entries: OrderedDict[str, LoadedPipeline] = OrderedDict()
-        self._lock = threading.Lock()
+        self._device_memory = device_memory
+        self._budgets: dict[str, int | None] = {}
+        self._entries: OrderedDict[str, _Entry] = OrderedDict()
+        # Reserves of the running requests, per device.
+        self._running: dict[str, int] = {}
+        # Measured working memory per (cache key, geometry): the peak over the weights.
+        self._peaks: dict[tuple[str, Geometry], int] = {}
+        self._changed = threading.Condition()
         self.loads = 0
         self.evictions = 0
 
-    def warm(self) -> list[DiffusersSettings]:
-        """Settings of the warm pipelines, least recently used first."""
-        with self._lock:
-            return [entry.settings for entry in self._entries.values()]
+    # -- reading -------------------------------------------------------------------------
+
+    def warm(self, device: str | None = None) -> list[DiffusersSettings]:
+        """Settings of the warm pipelines (of one device), least recently used first."""
+        with self._changed:
+            return [
+                e.settings
+                for e in self._entries.values()
+                if e.loaded is not None and (device is None or e.settings.device == device)
+            ]
+
+    def budget(self, device: str) -> int | None:
+        if self._budget is not None:
+            return self._budget
+        if device not in self._budgets:
+            total = self._device_memory(device)
+            self._budgets[device] = None if total is None else int(total * DEFAULT_BUDGET_SHARE)
+        return self._budgets[device]
+
+    def reserve_bytes(self, settings: DiffusersSettings, geometry: Geometry) -> int:
+        """Working memory a request of this geometry needs beyond the weights: the route's
+        reserve_gb; else the measured peak of this geometry, or the largest measured one
+        scaled by output size; else a rough estimate by output size."""
+        if settings.reserve_gb is not None:
+            return int(settings.reserve_gb * _GIB)
+        key = settings.cache_key()
+        with self._changed:
+            exact = self._peaks.get((key, geometry))
+            if exact is not None:
+                return exact
+            scaled = [
+                peak * geometry.values // max(1, measured.values)
+                for (k, measured), peak in self._peaks.items()
+                if k == key
+            ]
+        if scaled:
+            return max(scaled)
+        return max(MIN_RESERVE_BYTES, RESERVE_BYTES_PER_OUTPUT_VALUE * geometry.values)
+
+    def record_peak(self, settings: DiffusersSettings, geometry: Geometry, peak: int) -> None:
+        """A request's measured working memory (device peak over what was allocated before)."""
+        with self._changed:
+            self._peaks[(settings.cache_key(), geometry)] = max(0, peak)
+
+    # -- leasing -------------------------------------------------------------------------
+
+    @contextmanager
+    def lease(
+        self,
+        settings: DiffusersSettings,
+        weights_dir: Path,
+        *,
+        variant: str | None = None,
+        geometry: Geometry | None = None,
+    ) -> Iterator[LoadedPipeline]:
+        """The warm pipeline for these settings, loaded if needed and kept from eviction
+        until the block ends; with ``variant``, that pipeline class over the same
+        components. Raises EngineError when the request cannot fit the device's budget."""
+        reserve = 0 if geometry is None else self.reserve_bytes(settings, geometry)
+        key = settings.cache_key()
+        device = settings.device
+        loaded = self._acquire(settings, weights_dir, key, reserve, geometry)
+        try:
+            if variant is not None and variant != settings.pipeline:
+                with self._changed:
+                    derived = loaded.variants.get(variant)
+                    if derived is None:
+                        derived = derive_pipeline(loaded, variant)
+                        loaded.variants[variant] = derived
+                loaded = derived
+            yield loaded
+        finally:
+            with self._changed:
+                entry = self._entries.get(key)
+                if entry is not None:
+                    entry.users -= 1
+                self._running[device] = self._running.get(device, 0) - reserve
+                self._changed.notify_all()
 
     def get(
         self, settings: DiffusersSettings, weights_dir: Path, *, variant: str | None = None
     ) -> LoadedPipeline:
-        """The warm pipeline for these settings (loading it if needed); with ``variant``,
-        that pipeline class built over the same components."""
-        with self._lock:
-            base = self._get(settings, weights_dir)
-            if variant is None or variant == settings.pipeline:
-                return base
-            derived = base.variants.get(variant)
-            if derived is None:
-                derived = derive_pipeline(base, variant)
-                base.variants[variant] = derived
-            return derived
+        """The warm pipeline (loaded if needed), not held: for inspection and warming."""
+        with self.lease(settings, weights_dir, variant=variant) as loaded:
+            return loaded
 
-    def _get(self, settings: DiffusersSettings, weights_dir: Path) -> LoadedPipeline:
-        key = settings.cache_key()
-        entry = self._entries.get(key)
-        if entry is not None:
-            self._entries.move_to_end(key)
-            return entry
-        # Make room before loading: by count, then by the weights' size on disk (an
-        # upper bound when they are stored in a wider dtype than they load in).
-        while len(self._entries) >= self._max:
-            self._evict_oldest()
-        self._make_room(settings, estimate_bytes(settings, weights_dir))
-        entry = self._load(settings, weights_dir)
-        self._entries[key] = entry
-        self._fit(settings.device, keep=key)
-        self.loads += 1
-        return entry
+    def _acquire(
+        self,
+        settings: DiffusersSettings,
+        weights_dir: Path,
+        key: str,
+        reserve: int,
+        geometry: Geometry | None,
+    ) -> LoadedPipeline:
+        device = settings.device
+        budget = self.budget(device)
+        with self._changed:
+            while True:
+                entry = self._entries.get(key)
+                if entry is not None and entry.loaded is None:
+                    self._changed.wait()  # another thread is loading it
+                    continue
+                weights = entry.weight_bytes if entry else estimate_bytes(settings, weights_dir)
+                if budget is not None and weights + reserve > budget:
+                    raise EngineError(
+                        _too_large(settings, weights, reserve, budget, geometry),
+                        code="gpu_out_of_memory",
+                    )
+                if self._make_room(device, weights + reserve, keep=key, adding=entry is None):
+                    break
+                self._changed.wait()  # pipelines in use hold the room; wait for one to end
+            self._running[device] = self._running.get(device, 0) + reserve
+            if entry is not None:
+                entry.users += 1
+                self._entries.move_to_end(key)
+                assert entry.loaded is not None
+                return entry.loaded
+            self._entries[key] = _Entry(settings, weights, users=1)
+        # Loading takes minutes for large models: never under the lock.
+        try:
+            loaded = self._load(settings, weights_dir, key)
+        except BaseException:
+            with self._changed:
+                self._entries.pop(key, None)
+                self._running[device] -= reserve
+                self._changed.notify_all()
+            raise
+        with self._changed:
+            entry = self._entries[key]
+            entry.loaded = loaded
+            entry.weight_bytes = loaded.memory_bytes
+            self.loads += 1
+            self._changed.notify_all()
+            if budget is not None and self._used(device) > budget:
+                # Counted now from the loaded parameters: make room after the fact.
+                self._make_room(device, 0, keep=key, adding=False)
+                if self._used(device) > budget:
+                    log.warning(
+                        "%s on %s is over the memory budget (%.1f of %.1f GiB) with "
+                        "nothing idle left to evict",
+                        settings.pipeline,
+                        device,
+                        self._used(device) / _GIB,
+                        budget / _GIB,
+                    )
+        return loaded
+
+    def _load(self, settings: DiffusersSettings, weights_dir: Path, key: str) -> LoadedPipeline:
+        try:
+            return self._loader(settings, weights_dir)
+        except out_of_memory_types() as exc:
+            # Whatever else is idle on the device may be what is in the way: drop it, once.
+            del exc
+            if not self.evict_idle(settings.device, keep=key):
+                raise
+            log.warning("out of memory loading %s; evicted idle pipelines", settings.pipeline)
+            return self._loader(settings, weights_dir)
+
+    def _used(self, device: str) -> int:
+        weights = sum(e.weight_bytes for e in self._entries.values() if e.settings.device == device)
+        return weights + self._running.get(device, 0)
+
+    def _make_room(self, device: str, needed: int, *, keep: str, adding: bool) -> bool:
+        """Evict idle pipelines of ``device``, least recently used first, until ``needed``
+        more bytes (and, when ``adding``, one more pipeline) fit; call with the lock held."""
+        budget = self.budget(device)
+        while True:
+            on_device = [k for k, e in self._entries.items() if e.settings.device == device]
+            count_ok = not adding or len(on_device) < self._max
+            memory_ok = budget is None or self._used(device) + needed <= budget
+            if count_ok and memory_ok:
+                return True
+            idle = [
+                k
+                for k in on_device
+                if k != keep and self._entries[k].users == 0 and self._entries[k].loaded is not None
+            ]
+            if not idle:
+                return False
+            self._evict(idle[0])
+
+    def _evict(self, key: str) -> None:
+        entry = self._entries.pop(key)
+        log.info("evicting %s from %s", entry.settings.pipeline, entry.settings.device)
+        self.evictions += 1
+        del entry
+        release_device_memory()
+
+    def evict_idle(self, device: str, *, keep: str | None = None) -> int:
+        """Drop every idle pipeline of ``device`` but ``keep``; returns how many."""
+        with self._changed:
+            idle = [
+                k
+                for k, e in self._entries.items()
+                if e.settings.device == device and k != keep and e.users == 0 and e.loaded
+            ]
+            for key in idle:
+                self._evict(key)
+            self._changed.notify_all()
+            return len(idle)
 
     def discard(self, settings: DiffusersSettings) -> None:
         """Drop a pipeline (e.g. after an out-of-memory error left it in doubt)."""
-        with self._lock:
-            if self._entries.pop(settings.cache_key(), None) is not None:
-                self.evictions += 1
-                release_device_memory()
+        with self._changed:
+            entry = self._entries.get(settings.cache_key())
+            if entry is not None and entry.users == 0 and entry.loaded is not None:
+                self._evict(settings.cache_key())
 
     def clear(self) -> None:
-        with self._lock:
+        with self._changed:
             self._entries.clear()
             release_device_memory()
 
-    def _load(self, settings: DiffusersSettings, weights_dir: Path) -> LoadedPipeline:
-        try:
-            return self._loader(settings, weights_dir)
-        except _out_of_memory_types() as exc:
-            # Whatever else is warm may be what is in the way: drop it all, try once more.
-            if not self._entries:
-                raise
-            log.warning("out of memory loading %s; evicting warm pipelines", settings.pipeline)
-            del exc
-            self._entries.clear()
-            self.evictions += 1
-            release_device_memory()
-            return self._loader(settings, weights_dir)
 
-    def _make_room(self, settings: DiffusersSettings, needed: int) -> None:
-        budget = self._budget if self._budget is not None else _default_budget(settings.device)
-        if budget is None:
-            return
-        while self._entries:
-            used = sum(
-                e.memory_bytes
-                for e in self._entries.values()
-                if e.settings.device == settings.device
-            )
-            if used + needed <= budget:
-                return
-            victims = [k for k, e in self._entries.items() if e.settings.device == settings.device]
-            if not victims:
-                return
-            self._entries.pop(victims[0])
-            self.evictions += 1
-            release_device_memory()
-
-    def _fit(self, device: str, *, keep: str) -> None:
-        budget = self._budget if self._budget is not None else _default_budget(device)
-        if budget is None:
-            return
-        while True:
-            used = sum(
-                e.memory_bytes for e in self._entries.values() if e.settings.device == device
-            )
-            if used <= budget:
-                return
-            victims = [
-                k for k, e in self._entries.items() if k != keep and e.settings.device == device
-            ]
-            if not victims:
-                log.warning(
-                    "pipeline %s alone exceeds the memory budget (%.1f of %.1f GiB)",
-                    self._entries[keep].settings.pipeline,
-                    used / _GIB,
-                    budget / _GIB,
-                )
-                return
-            self._entries.pop(victims[0])
-            self.evictions += 1
-            release_device_memory()
-
-    def _evict_oldest(self) -> None:
-        self._entries.popitem(last=False)
-        self.evictions += 1
-        release_device_memory()
-
-
-def _default_budget(device: str) -> int | None:
-    total = device_memory_bytes(device)
-    return None if total is None else int(total * 0.9)
-
-
-def _out_of_memory_types() -> tuple[type[BaseException], ...]:
-    import torch
-
-    return (torch.OutOfMemoryError,)
+def _too_large(
+    settings: DiffusersSettings,
+    weights: int,
+    reserve: int,
+    budget: int,
+    geometry: Geometry | None,
+) -> str:
+    what = f"a {geometry} request" if geometry is not None else "this request"
+    return (
+        f"{settings.pipeline} needs about {(weights + reserve) / _GIB:.1f} GiB of GPU memory "
+        f"for {what} ({weights / _GIB:.1f} GiB of weights and {reserve / _GIB:.1f} GiB of "
+        f"working memory), more than {settings.device}'s budget of {budget / _GIB:.1f} GiB; "
+        "the credits were refunded. Try a smaller size or fewer frames, or ask the operator "
+        "to enable offload or VAE tiling for this model."
+    )

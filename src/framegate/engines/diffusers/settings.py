@@ -33,6 +33,15 @@ FAMILY_RULES: dict[str, FamilyRule] = {
     "image": FamilyRule(size_multiple=8, frame_step=1, default_fps=0),
 }
 
+Dtype = Literal["bfloat16", "float16", "float32"]
+
+# Components a family keeps in another dtype than the route's, as the upstream model cards
+# load them: Wan's VAE (and Wan 2.1 I2V's CLIP image encoder) in float32 beside a bfloat16
+# transformer. A route's ``component_dtypes`` overrides these per component.
+FAMILY_COMPONENT_DTYPES: dict[str, dict[str, Dtype]] = {
+    "wan": {"vae": "float32", "image_encoder": "float32"},
+}
+
 # Hub repo ids ("Wan-AI/Wan2.1-T2V-1.3B-Diffusers"); anything else is a local path.
 _REPO_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*$")
 _PIPELINE_NAME = re.compile(r"^[A-Z][A-Za-z0-9]*Pipeline$")
@@ -52,6 +61,17 @@ class EncodeSettings(BaseModel):
 
     crf: int = Field(default=19, ge=0, le=51)
     preset: str = "veryfast"
+
+
+class WarmupShape(BaseModel):
+    """One request geometry a compiled route runs at load time, so that no user request
+    waits for compilation at that shape."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    width: int = Field(ge=8, le=8192)
+    height: int = Field(ge=8, le=8192)
+    num_frames: int = Field(default=1, ge=1, le=2049)
 
 
 class DiffusersSettings(BaseModel):
@@ -86,13 +106,25 @@ class DiffusersSettings(BaseModel):
     # Extra keyword arguments for the pipeline call (e.g. LTX's decode_timestep).
     call_args: dict[str, Any] = Field(default_factory=dict)
     # Placement and memory.
-    dtype: Literal["bfloat16", "float16", "float32"] = "bfloat16"
-    device: str = "cuda"
+    dtype: Dtype = "bfloat16"
+    component_dtypes: dict[str, Dtype] | None = Field(
+        default=None,
+        description="Per-component dtypes over `dtype` (e.g. {vae: float32}); unset: the "
+        "family's defaults (Wan keeps its VAE and image encoder in float32); {}: all in dtype.",
+    )
+    device: str = Field(
+        default="cuda",
+        description="cpu, mps, cuda or cuda:N; 'cuda' means cuda:0, so routes naming either "
+        "share one device's slots, pipelines and memory budget.",
+    )
     offload: Literal["none", "model", "sequential"] = "none"
     vae_tiling: bool = False
     # GPU memory the warm pipeline is counted as using (GiB); measured after loading
     # when not set.
     memory_gb: float | None = Field(default=None, gt=0)
+    # GPU memory a request needs beyond the weights (activations, the VAE decode), in GiB;
+    # unset: measured after each geometry's first run, estimated before that.
+    reserve_gb: float | None = Field(default=None, ge=0)
     # Optional accelerations.
     compile: bool = False
     compile_mode: str | None = None
@@ -102,6 +134,8 @@ class DiffusersSettings(BaseModel):
         "sage) or 'auto' for the fastest one installed.",
     )
     cache: CacheSettings | None = None
+    # Geometries a compiled route runs once at load (a couple of steps each).
+    warmup: list[WarmupShape] = Field(default_factory=list, max_length=16)
     encode: EncodeSettings = Field(default_factory=EncodeSettings)
 
     @field_validator("pipeline", "image_pipeline")
@@ -119,7 +153,7 @@ class DiffusersSettings(BaseModel):
     def _device(cls, value: str) -> str:
         if not re.match(r"^(cpu|cuda(:\d+)?|mps)$", value):
             raise ValueError(f"device must be 'cuda', 'cuda:N', 'cpu' or 'mps'; got {value!r}")
-        return value
+        return normalise_device(value)
 
     @model_validator(mode="after")
     def _call_args_are_not_request_fields(self) -> DiffusersSettings:
@@ -128,6 +162,19 @@ class DiffusersSettings(BaseModel):
         if clash:
             raise ValueError(f"call_args cannot set {', '.join(clash)}: requests decide them")
         return self
+
+    def dtype_map(self) -> dict[str, str]:
+        """Component name -> dtype name; "default" for every other component."""
+        overrides = (
+            FAMILY_COMPONENT_DTYPES.get(self.family, {})
+            if self.component_dtypes is None
+            else self.component_dtypes
+        )
+        return {**overrides, "default": self.dtype}
+
+    @property
+    def device_type(self) -> str:
+        return self.device.split(":")[0]
 
     @property
     def rule(self) -> FamilyRule:
@@ -151,7 +198,6 @@ class DiffusersSettings(BaseModel):
                 "weights",
                 "revision",
                 "flow_shift",
-                "dtype",
                 "device",
                 "offload",
                 "vae_tiling",
@@ -161,7 +207,14 @@ class DiffusersSettings(BaseModel):
                 "cache",
             }
         )
+        loading["dtypes"] = sorted(self.dtype_map().items())
         return repr(sorted(loading.items()))
+
+
+def normalise_device(device: str) -> str:
+    """``cuda`` -> ``cuda:0`` (what torch means by it in a process that never changed its
+    current device), so one GPU is one key for slots, pipelines and budgets."""
+    return "cuda:0" if device == "cuda" else device
 
 
 def has_weights(directory: Path) -> bool:
