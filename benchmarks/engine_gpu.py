@@ -29,10 +29,19 @@ the peak allocated GPU memory over the timed clips, the achieved TFLOP/s (transf
 per clip over the denoising seconds) with its share of the GPU's dense bfloat16 peak, and the
 speedup over stock. A markdown table for docs/performance.md closes the output.
 
-Running it: framegate must be importable (`pip install -e .` or PYTHONPATH=src). At full
-size one H100 takes several minutes in all (two configurations, each a warm-up and --runs
-clips of about a minute or more, plus compilation); --runs 1 shortens it. --compile-mode,
---attention-backend and --no-compile vary the framegate configuration, --configs runs one.
+Running it: the machine needs torch, diffusers and transformers (WanPipeline's module imports
+transformers), nothing else: of framegate the script imports only
+framegate.engines.diffusers.accel, which needs no PyAV, pydantic or Pillow of its own, and it
+puts <repo>/src on sys.path itself when framegate is not installed, so
+`python benchmarks/engine_gpu.py` runs from a bare checkout. At full size one H100 takes
+several minutes in all (two configurations, each a warm-up and --runs clips of about a minute
+or more, plus compilation); --runs 1 shortens it. --compile-mode, --attention-backend,
+--no-compile and --cache-threshold vary the framegate configuration, --configs runs one.
+
+Each configuration is measured and reported on its own: when one fails (a compile error, an
+out-of-memory error), its error and the end of its traceback are printed, the figures of the
+others are still printed (and written with --json), and the script exits with status 1 at
+the end.
 
 Goals (full size, 50 steps, on an H100/H200): framegate at least 1.6x faster than stock per
 clip, and at most 60 s per clip. They are reported as met / not met; nothing is asserted.
@@ -46,11 +55,14 @@ sample a single branch already saturates the GPU's matrix units, so there is lit
 from __future__ import annotations
 
 import argparse
+import gc
+import importlib.util
 import json
 import math
 import statistics
 import sys
 import time
+import traceback
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
@@ -65,6 +77,11 @@ from diffusers import (
     WanPipeline,
     WanTransformer3DModel,
 )
+
+# A bare checkout: framegate from this repository's src/ (only accel is imported, which needs
+# nothing beyond torch and diffusers).
+if importlib.util.find_spec("framegate") is None:
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
 
 from framegate.engines.diffusers.accel import apply_accelerations, usable_backends
 
@@ -128,12 +145,15 @@ GIVEN_FLOPS_PER_FORWARD = 2.83e14
 GOAL_SPEEDUP = 1.6
 GOAL_SECONDS_PER_CLIP = 60.0
 
-# Dense (no sparsity) bfloat16 tensor-core peaks in TFLOP/s, matched against the device name
-# in this order (first match wins, so the specific names come before "H100").
+# Dense (no sparsity) bfloat16 tensor-core peaks in TFLOP/s from NVIDIA's datasheets, matched
+# against the device name in this order (first match wins, so the specific names come before
+# "H200" and "H100"). The NVL (PCIe) boards run at a lower clock than the SXM ones.
 PEAK_BF16_TFLOPS: tuple[tuple[str, float], ...] = (
     ("H100 PCIe", 756.0),
     ("H100 NVL", 835.0),
-    ("H200", 989.0),
+    ("H200 NVL", 835.0),
+    ("GH200", 989.0),  # Grace Hopper: the H100 SXM die
+    ("H200", 989.0),  # SXM ("NVIDIA H200")
     ("H100", 989.0),  # SXM5 ("NVIDIA H100 80GB HBM3")
     ("B200", 2250.0),
     ("A100", 312.0),
@@ -385,6 +405,7 @@ def run_config(
             attention_backend=args.attention_backend,
             compile=args.compile,
             compile_mode=args.compile_mode,
+            cache_threshold=args.cache_threshold,
         )
     print(f"\n[{name}] {', '.join(applied) or 'diffusers defaults'}", flush=True)
     timer = ForwardTimer(pipe.transformer, device)
@@ -420,6 +441,61 @@ def run_config(
     finally:
         timer.close()
     return result
+
+
+@dataclass
+class Failure:
+    """A configuration that could not be measured: its error and the end of its traceback."""
+
+    name: str
+    error: str
+    traceback: str
+
+
+def run_configs(
+    configs: list[str],
+    pipe: WanPipeline,
+    inputs: Inputs,
+    args: argparse.Namespace,
+    device: torch.device,
+) -> tuple[list[Result], list[Failure]]:
+    """Each configuration on its own: a failure is recorded and the next one still runs."""
+    results: list[Result] = []
+    failures: list[Failure] = []
+    for name in configs:
+        try:
+            results.append(run_config(name, pipe, inputs, args, device))
+            continue
+        except Exception as exc:
+            # Only text is kept: the traceback's frames hold the tensors of the failed run.
+            failure = Failure(
+                name,
+                f"{type(exc).__name__}: {exc}".strip(),
+                "".join(traceback.format_exception(exc, limit=-8)),
+            )
+        failures.append(failure)
+        print(f"\n[{name}] FAILED: {_first_lines(failure.error, 5)}", flush=True)
+        print(_last_lines(failure.traceback, 40), flush=True)
+        # The failed run's tensors are garbage now; give their memory back to the next one.
+        gc.collect()
+        if device.type == "cuda":
+            torch.cuda.empty_cache()
+    return results, failures
+
+
+def _first_lines(text: str, count: int) -> str:
+    lines = text.splitlines()
+    return "\n".join(lines[:count]) + (
+        f"\n  [... {len(lines) - count} more lines]" if len(lines) > count else ""
+    )
+
+
+def _last_lines(text: str, count: int) -> str:
+    lines = text.splitlines()
+    head = (
+        [f"  [... {len(lines) - count} lines of traceback left out]"] if len(lines) > count else []
+    )
+    return "\n".join(head + lines[-count:])
 
 
 def figures(
@@ -537,6 +613,12 @@ def parse_args() -> argparse.Namespace:
         "--compile-mode", help="torch.compile mode (e.g. max-autotune-no-cudagraphs)"
     )
     parser.add_argument(
+        "--cache-threshold",
+        type=float,
+        help="first-block cache threshold in the framegate configuration (default: off; it "
+        "skips transformer work between similar steps, so the output changes)",
+    )
+    parser.add_argument(
         "--peak-tflops", type=float, help="the GPU's dense bf16 peak, if not looked up by name"
     )
     parser.add_argument("--tiny", action="store_true", help="tiny random model (smoke test)")
@@ -544,7 +626,7 @@ def parse_args() -> argparse.Namespace:
     return parser.parse_args()
 
 
-def main() -> None:
+def main() -> int:
     args = parse_args()
     device = torch.device(args.device)
     if device.type == "cuda" and not torch.cuda.is_available():
@@ -635,14 +717,18 @@ def main() -> None:
         output_type=args.output_type,
     )
 
-    results = [run_config(name, pipe, inputs, args, device) for name in configs]
+    results, failures = run_configs(configs, pipe, inputs, args, device)
     # The speedup is over stock, when stock ran.
-    baseline = results[0].median("seconds") if results[0].name == "stock" else None
+    stock_runs = [r for r in results if r.name == "stock"]
+    baseline = stock_runs[0].median("seconds") if stock_runs else None
     rows = [figures(r, flops, peak, geometry.steps, baseline) for r in results]
-    print_tables(rows, tiny_tflops=args.tiny or device.type == "cpu")
+    if rows:
+        print_tables(rows, tiny_tflops=args.tiny or device.type == "cpu")
 
     by_name = {row["configuration"]: row for row in rows}
     print()
+    for failure in failures:
+        print(f"not measured: {failure.name} failed ({_first_lines(failure.error, 1)})")
     if {"stock", "framegate"} <= by_name.keys():
         stock, fast = by_name["stock"], by_name["framegate"]
         print(
@@ -680,10 +766,15 @@ def main() -> None:
             "flops_per_forward": flops,
             "video_tokens": tokens,
             "configurations": rows,
+            "failures": [asdict(failure) for failure in failures],
         }
         args.json.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
         print(f"wrote {args.json}")
+    if failures:
+        print(f"{len(failures)} of {len(configs)} configurations failed", file=sys.stderr)
+        return 1
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -124,7 +124,7 @@ def load_pipeline(settings: DiffusersSettings, weights_dir: Path) -> LoadedPipel
     cls = resolve_pipeline_class(settings.pipeline)
     _quiet_loading()
     dtypes = {name: torch_dtype(dtype) for name, dtype in settings.dtype_map().items()}
-    pipe = cls.from_pretrained(str(weights_dir), torch_dtype=dtypes, local_files_only=True)
+    pipe = cls.from_pretrained(str(weights_dir), dtype=dtypes, local_files_only=True)
     if settings.flow_shift is not None:
         _set_flow_shift(pipe, settings.flow_shift)
     if hasattr(pipe, "set_progress_bar_config"):
