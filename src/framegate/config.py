@@ -43,9 +43,10 @@ class Settings(BaseSettings):
     # Where `framegate models pull` puts hub weights (diffusers routes whose weights
     # setting is a repo id load from here). Empty: data_dir/models.
     models_dir: Path | None = None
-    # Warm diffusers pipelines per worker process, least recently used evicted first.
+    # Warm diffusers pipelines per device, least recently used evicted first.
     diffusers_max_pipelines: int = Field(default=2, ge=1, le=16)
-    # GPU memory (GiB) the warm pipelines of one device may take; empty: 90 % of it.
+    # GPU memory (GiB) of one device for the warm pipelines' weights and the running
+    # requests' working memory; empty: 90 % of it.
     diffusers_memory_budget_gb: float | None = Field(default=None, gt=0)
     # Diffusers jobs running at once on one device (per worker process).
     diffusers_jobs_per_device: int = Field(default=1, ge=1, le=8)
