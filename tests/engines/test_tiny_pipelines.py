@@ -36,19 +36,6 @@ def offline(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(socket.socket, "connect_ex", refuse)
 
 
-@pytest.fixture(scope="module")
-def pipeline_dir(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], Path]:
-    """Each pipeline built once for the module, on first use."""
-    built: dict[str, Path] = {}
-
-    def get(key: str) -> Path:
-        if key not in built:
-            built[key] = BUILDERS[key](tmp_path_factory.mktemp(key))
-        return built[key]
-
-    return get
-
-
 def _load(directory: Path) -> DiffusionPipeline:
     pipeline = DiffusionPipeline.from_pretrained(directory)
     pipeline.set_progress_bar_config(disable=True)

@@ -4,9 +4,9 @@ A seed's noise drawn on a GPU differs from the same seed's on the CPU (and betwe
 generations), and a CPU generator cannot be handed to the pipeline on a GPU: some pipelines
 draw with ``torch.randn(..., generator=generator, device=device)`` (LTX image-to-video with
 timestep conditioning), which refuses a generator of another device. So the engine draws the
-initial latents here with a CPU generator, exactly as the pipeline would have drawn them
-itself (same shape and order, in float32), passes them in as ``latents``, and gives the pipeline a
-generator on its own device for whatever else it draws.
+initial latents here with a CPU generator, as the pipeline would have drawn them itself
+(same shape and order, in the dtype it keeps them in), passes them in as ``latents``, and
+gives the pipeline a generator on its own device for whatever else it draws.
 
 Pipelines not listed here draw their own latents from the device generator: reproducible
 on the same kind of device, not across kinds.
@@ -95,7 +95,11 @@ def _cogvideox_t2v(
         height // pipe.vae_scale_factor_spatial,
         width // pipe.vae_scale_factor_spatial,
     )
-    return _randn(shape, generator)
+    # CogVideoX draws in the prompt embeddings' dtype and keeps given latents' dtype, so
+    # they must come in the text encoder's (a float32 draw cast to bfloat16 is the same
+    # draw the pipeline makes in bfloat16).
+    encoder = pipe.text_encoder if pipe.text_encoder is not None else pipe.transformer
+    return _randn(shape, generator).to(encoder.dtype)
 
 
 _DRAWERS: dict[str, Callable[[Any, Any, int, int, int, int], Any | None]] = {
