@@ -731,6 +731,77 @@ def test_failed_warm_up_serves_uncompiled(pipeline_dir: Callable[[str], Path]) -
     assert _compiled(pipe) == []
 
 
+def test_warm_up_of_an_image_to_video_pipeline_gives_it_a_first_frame(
+    pipeline_dir: Callable[[str], Path],
+) -> None:
+    settings = DiffusersSettings.model_validate(
+        _settings(
+            pipeline_dir("wan-i2v"),
+            "WanImageToVideoPipeline",
+            compile=True,
+            warmup=[{"width": 16, "height": 16, "num_frames": 5}],
+        )
+    )
+    pipe = _load(pipeline_dir("wan-i2v"), "WanImageToVideoPipeline")
+    assert pipelines.warm_up(pipe, settings) == "warmup=1 shapes"
+
+
+async def test_a_backend_that_cannot_run_here_is_a_settings_error_found_once(
+    pipeline_dir: Callable[[str], Path], tmp_path: Path
+) -> None:
+    loads: list[str] = []
+
+    def counting(settings: DiffusersSettings, weights_dir: Path) -> LoadedPipeline:
+        loads.append(settings.pipeline)
+        return pipelines.load_pipeline(settings, weights_dir)
+
+    engine = DiffusersEngine(
+        models_dir=tmp_path, cache=PipelineCache(max_pipelines=2, loader=counting)
+    )
+    # FlashAttention 2 needs the flash-attn package and a CUDA GPU; neither is here.
+    settings = _settings(pipeline_dir("wan-t2v"), "WanPipeline", attention_backend="flash")
+    try:
+        for name in ("first", "second"):
+            with pytest.raises(EngineError) as caught:
+                await _generate(engine, settings, _workdir(tmp_path, name))
+            assert caught.value.code == "invalid_settings"
+            assert "'flash' cannot run here" in caught.value.message
+    finally:
+        engine.close()
+    assert loads == ["WanPipeline"]  # the second request did not load the model again
+
+
+async def test_a_size_the_wan_patching_cannot_make_is_refused_not_shrunk(
+    engine: DiffusersEngine, pipeline_dir: Callable[[str], Path], tmp_path: Path
+) -> None:
+    # Wan 2.2 TI2V 5B makes multiples of 32 (VAE 16x, patch 2); WanPipeline would round
+    # 48x48 down to 32x32 and hand back a smaller video than was asked for.
+    settings = _settings(pipeline_dir("wan-ti2v-5b"), "WanPipeline")
+    with pytest.raises(EngineError) as caught:
+        await _generate(engine, settings, tmp_path, width=48, height=48)
+    assert caught.value.code == "invalid_settings"
+    assert "multiples of 32, not 48x48" in caught.value.message
+
+
+async def test_shutdown_holds_the_device_until_the_thread_lets_go_through_two_cancels() -> None:
+    stop = threading.Event()
+    finished = threading.Event()
+
+    def work() -> None:
+        assert stop.wait(5)
+        time.sleep(0.3)  # a step's worth of work after the stop request
+        finished.set()
+
+    task = asyncio.create_task(DiffusersEngine._in_thread(stop, None, work))
+    await asyncio.sleep(0.05)
+    task.cancel()
+    await asyncio.sleep(0.05)
+    task.cancel()  # a second cancel while it waits for the thread
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert finished.is_set()
+
+
 # -- torch off the event loop -----------------------------------------------------------
 
 _PREPARE_SCRIPT = """

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import inspect
 import logging
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 log = logging.getLogger(__name__)
@@ -108,19 +106,6 @@ def usable_backends(
     ]
 
 
-@contextmanager
-def _global_backend_kept() -> Iterator[None]:
-    """``ModelMixin.set_attention_backend`` also sets diffusers' process-wide active backend,
-    which every model without its own backend follows; put it back."""
-    from diffusers.models.attention_dispatch import _AttentionBackendRegistry
-
-    previous = _AttentionBackendRegistry._active_backend
-    try:
-        yield
-    finally:
-        _AttentionBackendRegistry.set_active_backend(previous)
-
-
 def set_attention_backend(
     pipe: Any, backend: str, device_type: str, *, device: str | None = None
 ) -> str:
@@ -128,8 +113,20 @@ def set_attention_backend(
 
     ``auto`` picks the fastest usable backend for the device's architecture, among those
     that take masks when a denoiser passes them. An explicit backend that refuses masks is
-    refused for a model that passes them (ValueError naming both).
+    refused for a model that passes them, and one that cannot run here (its package not
+    installed, the wrong GPU) is refused too: ValueError naming the backend and the fix.
+
+    The backend is set on the denoisers' attention processors directly. diffusers'
+    ``ModelMixin.set_attention_backend`` also sets its process-wide active backend, which
+    every model without a backend of its own follows (another route's LTX, say), and
+    putting it back afterwards would race with a request running on another thread.
     """
+    from diffusers.models.attention_dispatch import (
+        AttentionBackendName,
+        _check_attention_backend_requirements,
+        _maybe_download_kernel_for_backend,
+    )
+
     modules = denoisers(pipe)
     needs_masks = any(passes_attention_masks(module) for module in modules)
     if backend == "auto":
@@ -141,9 +138,19 @@ def set_attention_backend(
             f"attention_backend {backend!r} does not take attention masks, which {names} "
             f"passes; use 'auto' or one of {', '.join(sorted(MASK_BACKENDS))}"
         )
-    with _global_backend_kept():
-        for module in modules:
-            module.set_attention_backend(backend)
+    try:
+        name = AttentionBackendName(backend.lower())
+        _check_attention_backend_requirements(name)
+        _maybe_download_kernel_for_backend(name)
+    except (ValueError, RuntimeError, ImportError) as exc:
+        raise ValueError(
+            f"attention_backend {backend!r} cannot run here ({exc}); use 'auto' or 'native'"
+        ) from None
+    for module in modules:
+        for submodule in module.modules():
+            processor = getattr(submodule, "processor", None)
+            if processor is not None and hasattr(processor, "_attention_backend"):
+                processor._attention_backend = name
     return backend
 
 

@@ -40,11 +40,12 @@ from framegate.engines.base import (
     ProgressCallback,
     TaskCancelledError,
 )
-from framegate.engines.diffusers.noise import initial_latents
+from framegate.engines.diffusers.noise import initial_latents, size_multiple
 from framegate.engines.diffusers.pipelines import (
     Geometry,
     LoadedPipeline,
     PipelineCache,
+    out_of_memory_error,
     out_of_memory_types,
     release_device_memory,
 )
@@ -221,10 +222,11 @@ class DiffusersEngine:
             return await asyncio.shield(future)
         except asyncio.CancelledError:
             # Shutting down: stop at the next step (or frame), and hold on (to the device's
-            # slot, too) until the thread has let go.
+            # slot, too) until the thread has let go, through further cancels too.
             stop.set()
-            with contextlib.suppress(BaseException):
-                await future
+            while not future.done():
+                with contextlib.suppress(BaseException):
+                    await asyncio.shield(future)
             raise
 
     def _slot(self, device: str) -> asyncio.Semaphore:
@@ -268,7 +270,7 @@ class DiffusersEngine:
             out_of_memory = False
             try:
                 with self.cache.lease(
-                    settings, weights_dir, variant=variant, geometry=geometry
+                    settings, weights_dir, variant=variant, geometry=geometry, stop=should_stop
                 ) as loaded:
                     if should_stop():
                         raise TaskCancelledError
@@ -298,12 +300,11 @@ class DiffusersEngine:
                 continue
             break
         log.warning("diffusers task %s: device out of memory", request.task_id)
-        raise EngineError(
-            "The GPU ran out of memory for this request; the credits were refunded. "
-            "Try a smaller size or fewer frames, or ask the operator to enable offload "
-            "or VAE tiling for this model.",
-            code="gpu_out_of_memory",
-        )
+        if self._jobs_per_device == 1:
+            # It ran alone on the device: the next request of this geometry is refused
+            # up front instead of failing after minutes of work.
+            self.cache.record_out_of_memory(settings, geometry)
+        raise out_of_memory_error()
 
     def _run_pipeline(
         self,
@@ -316,6 +317,14 @@ class DiffusersEngine:
     ) -> Any:
         import torch
 
+        multiple = size_multiple(loaded.pipe)
+        if multiple and (request.width % multiple or request.height % multiple):
+            raise EngineError(
+                f"{settings.pipeline} makes sizes in multiples of {multiple}, not "
+                f"{request.width}x{request.height} (fix the route's capabilities: sizes or "
+                f"size_multiple {multiple})",
+                code="invalid_settings",
+            )
         arguments = self._call_arguments(loaded, settings, request, progress, should_stop)
         if request.kind == "video":
             arguments["num_frames"] = request.num_frames
@@ -341,7 +350,12 @@ class DiffusersEngine:
         )
         if latents is not None and "latents" in loaded.call_parameters:
             arguments["latents"] = latents
-        measure = settings.device_type == "cuda" and torch.cuda.is_available()
+        # The peak is device-wide: measured only where one job runs per device.
+        measure = (
+            settings.device_type == "cuda"
+            and torch.cuda.is_available()
+            and self._jobs_per_device == 1
+        )
         with loaded.shared.lock:
             loaded.arm_offload()
             if measure:
@@ -362,6 +376,10 @@ class DiffusersEngine:
                 raise
             if measure:
                 peak = torch.cuda.max_memory_allocated(settings.device) - before
+                if settings.offload == "model":
+                    # The component on the device was offloaded before the call: its
+                    # weights (counted already) are in the peak.
+                    peak -= loaded.memory_bytes
                 self.cache.record_peak(settings, geometry, peak)
         return pixels
 

@@ -17,7 +17,20 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["initial_latents"]
+__all__ = ["initial_latents", "size_multiple"]
+
+
+def size_multiple(pipe: Any) -> int | None:
+    """The multiple a Wan pipeline needs its width and height in (VAE stride x transformer
+    patch: 16, or 32 for Wan 2.2 TI2V 5B), or None where no such rule is known here.
+
+    WanPipeline silently rounds other sizes down (a smaller video than asked for); the
+    engine refuses them instead."""
+    if type(pipe).__name__ not in ("WanPipeline", "WanImageToVideoPipeline"):
+        return None
+    transformer = pipe.transformer if pipe.transformer is not None else pipe.transformer_2
+    patch = transformer.config.patch_size
+    return int(pipe.vae_scale_factor_spatial * max(patch[1], patch[2]))
 
 
 def initial_latents(

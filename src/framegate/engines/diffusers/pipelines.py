@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from framegate.engines.base import EngineError
+from framegate.engines.base import EngineError, TaskCancelledError
 from framegate.engines.diffusers.accel import apply_accelerations, uncompile_denoisers
 from framegate.engines.diffusers.settings import DiffusersSettings, has_weights
 
@@ -34,6 +34,8 @@ _WEIGHT_SUFFIXES = {".safetensors", ".bin", ".pt", ".pth"}
 # Share of a CUDA device's memory the budget may use when none is configured (the CUDA
 # context, cuBLAS workspaces and the allocator's fragmentation take the rest).
 DEFAULT_BUDGET_SHARE = 0.9
+# How often a request waiting for room checks whether it was cancelled.
+_WAIT_SECONDS = 0.5
 # Working memory of a request before one of its geometry has been measured: bytes per
 # output pixel per frame (per image), and a floor. Measured peaks replace it.
 RESERVE_BYTES_PER_OUTPUT_VALUE = 64
@@ -183,13 +185,22 @@ def warm_up(pipe: Any, settings: DiffusersSettings) -> str:
                 "prompt": "warm-up",
                 "width": shape.width,
                 "height": shape.height,
+                "num_frames": shape.num_frames,
                 "num_inference_steps": 2,
+                "guidance_scale": settings.guidance_scale,
+                "guidance_scale_2": settings.guidance_scale_2,
+                "max_sequence_length": settings.max_sequence_length,
                 "output_type": "latent",
+                **settings.call_args,
             }
-            if "num_frames" in parameters:
-                arguments["num_frames"] = shape.num_frames
+            if "image" in parameters:
+                # An image-to-video pipeline: a blank first frame of the warm-up size.
+                from PIL import Image
+
+                arguments["image"] = Image.new("RGB", (shape.width, shape.height))
+            arguments = {k: v for k, v in arguments.items() if k in parameters and v is not None}
             with torch.inference_mode():
-                pipe(**{k: v for k, v in arguments.items() if k in parameters})
+                pipe(**arguments)
     except Exception as exc:
         log.warning(
             "%s: warm-up of the compiled model failed (%s: %s); serving it uncompiled",
@@ -252,7 +263,9 @@ def derive_pipeline(base: LoadedPipeline, class_name: str) -> LoadedPipeline:
     pipe = cls(**arguments)
     if hasattr(pipe, "set_progress_bar_config"):
         pipe.set_progress_bar_config(disable=True)
-    return LoadedPipeline(pipe, base.settings, 0, _call_parameters(pipe), base.shared)
+    return LoadedPipeline(
+        pipe, base.settings, base.memory_bytes, _call_parameters(pipe), base.shared
+    )
 
 
 def _call_parameters(pipe: Any) -> frozenset[str]:
@@ -293,20 +306,55 @@ def _memory_bytes(pipe: Any, settings: DiffusersSettings) -> int:
 
 
 def estimate_bytes(settings: DiffusersSettings, weights_dir: Path) -> int:
-    """Device memory a pipeline will take, before loading it (the weights' size on disk:
-    an upper bound when they are stored in a wider dtype than they load in)."""
+    """Device memory a pipeline's weights will take, before loading it.
+
+    Counted from the safetensors headers (no tensor is read): each floating-point tensor at
+    the size of the dtype its component loads in, whatever dtype it is stored in (hub
+    snapshots often store float32 weights that load as bfloat16); other files by their
+    size on disk.
+    """
     if settings.memory_gb is not None:
         return int(settings.memory_gb * _GIB)
     if settings.offload == "sequential" or not weights_dir.is_dir():
         return 0
+    dtypes = settings.dtype_map()
     sizes = [
-        sum(f.stat().st_size for f in component.rglob("*") if f.suffix in _WEIGHT_SUFFIXES)
+        _component_bytes(component, _DTYPE_BYTES[dtypes.get(component.name, dtypes["default"])])
         for component in weights_dir.iterdir()
         if component.is_dir()
     ]
     if settings.offload == "model":
         return max(sizes, default=0)
     return sum(sizes)
+
+
+_DTYPE_BYTES = {"bfloat16": 2, "float16": 2, "float32": 4}
+# safetensors dtype names: bytes per element, and whether loading casts them.
+_STORED_BYTES = {"F64": 8, "F32": 4, "F16": 2, "BF16": 2, "F8_E4M3": 1, "F8_E5M2": 1}
+
+
+def _component_bytes(directory: Path, float_bytes: int) -> int:
+    from safetensors import safe_open
+
+    total = 0
+    for path in directory.rglob("*"):
+        if path.suffix not in _WEIGHT_SUFFIXES or not path.is_file():
+            continue
+        if path.suffix != ".safetensors":
+            total += path.stat().st_size
+            continue
+        try:
+            with safe_open(str(path), framework="np") as weights:
+                for name in weights.keys():  # noqa: SIM118 - safe_open is not a mapping
+                    tensor = weights.get_slice(name)
+                    count = 1
+                    for side in tensor.get_shape():
+                        count *= side
+                    stored = tensor.get_dtype()
+                    total += count * (float_bytes if stored in _STORED_BYTES else 1)
+        except Exception:  # a damaged file: its size, and the load will say what is wrong
+            total += path.stat().st_size
+    return total
 
 
 def device_memory_bytes(device: str) -> int | None:
@@ -372,6 +420,8 @@ class PipelineCache:
         self._running: dict[str, int] = {}
         # Measured working memory per (cache key, geometry): the peak over the weights.
         self._peaks: dict[tuple[str, Geometry], int] = {}
+        # Pipelines whose settings failed to load (invalid_settings), by cache key.
+        self._broken: dict[str, EngineError] = {}
         self._changed = threading.Condition()
         self.loads = 0
         self.evictions = 0
@@ -430,14 +480,16 @@ class PipelineCache:
         *,
         variant: str | None = None,
         geometry: Geometry | None = None,
+        stop: Callable[[], bool] | None = None,
     ) -> Iterator[LoadedPipeline]:
         """The warm pipeline for these settings, loaded if needed and kept from eviction
         until the block ends; with ``variant``, that pipeline class over the same
-        components. Raises EngineError when the request cannot fit the device's budget."""
+        components. Raises EngineError when the request cannot fit the device's budget,
+        TaskCancelledError when ``stop()`` turns true while it waits for room."""
         reserve = 0 if geometry is None else self.reserve_bytes(settings, geometry)
         key = settings.cache_key()
         device = settings.device
-        loaded = self._acquire(settings, weights_dir, key, reserve, geometry)
+        loaded = self._acquire(settings, weights_dir, key, reserve, geometry, stop)
         try:
             if variant is not None and variant != settings.pipeline:
                 with self._changed:
@@ -456,10 +508,18 @@ class PipelineCache:
                 self._changed.notify_all()
 
     def get(
-        self, settings: DiffusersSettings, weights_dir: Path, *, variant: str | None = None
+        self,
+        settings: DiffusersSettings,
+        weights_dir: Path,
+        *,
+        variant: str | None = None,
+        geometry: Geometry | None = None,
+        stop: Callable[[], bool] | None = None,
     ) -> LoadedPipeline:
         """The warm pipeline (loaded if needed), not held: for inspection and warming."""
-        with self.lease(settings, weights_dir, variant=variant) as loaded:
+        with self.lease(
+            settings, weights_dir, variant=variant, geometry=geometry, stop=stop
+        ) as loaded:
             return loaded
 
     def _acquire(
@@ -469,24 +529,32 @@ class PipelineCache:
         key: str,
         reserve: int,
         geometry: Geometry | None,
+        stop: Callable[[], bool] | None,
     ) -> LoadedPipeline:
         device = settings.device
         budget = self.budget(device)
         with self._changed:
             while True:
+                broken = self._broken.get(key)
+                if broken is not None:
+                    raise EngineError(str(broken), code=broken.code)
                 entry = self._entries.get(key)
-                if entry is not None and entry.loaded is None:
-                    self._changed.wait()  # another thread is loading it
-                    continue
-                weights = entry.weight_bytes if entry else estimate_bytes(settings, weights_dir)
-                if budget is not None and weights + reserve > budget:
-                    raise EngineError(
-                        _too_large(settings, weights, reserve, budget, geometry),
-                        code="gpu_out_of_memory",
-                    )
-                if self._make_room(device, weights + reserve, keep=key, adding=entry is None):
-                    break
-                self._changed.wait()  # pipelines in use hold the room; wait for one to end
+                if entry is None or entry.loaded is not None:
+                    weights = entry.weight_bytes if entry else estimate_bytes(settings, weights_dir)
+                    if budget is not None and weights + reserve > budget:
+                        raise EngineError(
+                            _too_large(settings, weights, reserve, budget, geometry),
+                            code="gpu_out_of_memory",
+                        )
+                    # A warm pipeline's weights are counted already: it needs its reserve.
+                    needed = reserve if entry else weights + reserve
+                    if self._make_room(device, needed, keep=key, adding=entry is None):
+                        break
+                # Another thread is loading this pipeline, or pipelines in use hold the
+                # room: wait for a change (or a cancel).
+                self._changed.wait(timeout=_WAIT_SECONDS)
+                if stop is not None and stop():
+                    raise TaskCancelledError
             self._running[device] = self._running.get(device, 0) + reserve
             if entry is not None:
                 entry.users += 1
@@ -497,14 +565,21 @@ class PipelineCache:
         # Loading takes minutes for large models: never under the lock.
         try:
             loaded = self._load(settings, weights_dir, key)
-        except BaseException:
+        except BaseException as exc:
             with self._changed:
+                if isinstance(exc, EngineError) and exc.code == "invalid_settings":
+                    # A settings error does not heal: no reload per request to find it again.
+                    self._broken[key] = exc
                 self._entries.pop(key, None)
-                self._running[device] -= reserve
+                self._running[device] = self._running.get(device, 0) - reserve
                 self._changed.notify_all()
             raise
         with self._changed:
-            entry = self._entries[key]
+            entry = self._entries.get(key)
+            if entry is None:  # cleared while loading (shutting down)
+                self._running[device] = self._running.get(device, 0) - reserve
+                self._changed.notify_all()
+                raise EngineError("the engine is shutting down", code="engine_error")
             entry.loaded = loaded
             entry.weight_bytes = loaded.memory_bytes
             self.loads += 1
@@ -524,15 +599,32 @@ class PipelineCache:
         return loaded
 
     def _load(self, settings: DiffusersSettings, weights_dir: Path, key: str) -> LoadedPipeline:
+        out_of_memory = False
         try:
             return self._loader(settings, weights_dir)
-        except out_of_memory_types() as exc:
-            # Whatever else is idle on the device may be what is in the way: drop it, once.
-            del exc
-            if not self.evict_idle(settings.device, keep=key):
-                raise
-            log.warning("out of memory loading %s; evicted idle pipelines", settings.pipeline)
-            return self._loader(settings, weights_dir)
+        except out_of_memory_types():
+            # Retried below, once this frame no longer holds the failed attempt's traceback
+            # (and with it what it had put on the device).
+            out_of_memory = True
+        assert out_of_memory
+        release_device_memory()
+        # Whatever else is idle on the device may be what is in the way: drop it, once.
+        if not self.evict_idle(settings.device, keep=key):
+            raise out_of_memory_error()
+        log.warning("out of memory loading %s; evicted idle pipelines", settings.pipeline)
+        return self._loader(settings, weights_dir)
+
+    def record_out_of_memory(self, settings: DiffusersSettings, geometry: Geometry) -> None:
+        """A request ran out of memory alone on its device: remember that this geometry
+        needs more than was free, so the next such request is refused before it runs."""
+        key = settings.cache_key()
+        with self._changed:
+            entry = self._entries.get(key)
+            budget = self.budget(settings.device)
+            if entry is None or budget is None:
+                return
+            free = budget - entry.weight_bytes
+            self._peaks[(key, geometry)] = max(self._peaks.get((key, geometry), 0), free + 1)
 
     def _used(self, device: str) -> int:
         weights = sum(e.weight_bytes for e in self._entries.values() if e.settings.device == device)
@@ -587,6 +679,7 @@ class PipelineCache:
     def clear(self) -> None:
         with self._changed:
             self._entries.clear()
+            self._changed.notify_all()
             release_device_memory()
 
 
@@ -604,4 +697,13 @@ def _too_large(
         f"working memory), more than {settings.device}'s budget of {budget / _GIB:.1f} GiB; "
         "the credits were refunded. Try a smaller size or fewer frames, or ask the operator "
         "to enable offload or VAE tiling for this model."
+    )
+
+
+def out_of_memory_error() -> EngineError:
+    return EngineError(
+        "The GPU ran out of memory for this request; the credits were refunded. "
+        "Try a smaller size or fewer frames, or ask the operator to enable offload "
+        "or VAE tiling for this model.",
+        code="gpu_out_of_memory",
     )
