@@ -28,9 +28,10 @@ from torch._dynamo.utils import counters
 
 from framegate.engines.base import EngineError, GenerationRequest, TaskCancelledError
 from framegate.engines.diffusers import DiffusersEngine, accel, pipelines
+from framegate.engines.diffusers.cache import PipelineCache
 from framegate.engines.diffusers.engine import STEP_SHARE, to_uint8
 from framegate.engines.diffusers.noise import initial_latents
-from framegate.engines.diffusers.pipelines import LoadedPipeline, PipelineCache
+from framegate.engines.diffusers.pipelines import LoadedPipeline
 from framegate.engines.diffusers.settings import DiffusersSettings
 
 pytestmark = [

@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from framegate.engines.base import EngineError, TaskCancelledError
-from framegate.engines.diffusers.pipelines import Geometry, LoadedPipeline, PipelineCache
+from framegate.engines.diffusers.cache import Geometry, PipelineCache
+from framegate.engines.diffusers.pipelines import LoadedPipeline
 from framegate.engines.diffusers.settings import DiffusersSettings
 
 GIB = 1024**3

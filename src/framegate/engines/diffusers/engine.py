@@ -40,11 +40,10 @@ from framegate.engines.base import (
     ProgressCallback,
     TaskCancelledError,
 )
+from framegate.engines.diffusers.cache import Geometry, PipelineCache
 from framegate.engines.diffusers.noise import initial_latents, size_multiple
 from framegate.engines.diffusers.pipelines import (
-    Geometry,
     LoadedPipeline,
-    PipelineCache,
     out_of_memory_error,
     out_of_memory_types,
     release_device_memory,
