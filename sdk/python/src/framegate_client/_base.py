@@ -1,24 +1,20 @@
-"""Pieces shared by the sync and async clients: configuration, retries, SSE, inputs."""
+"""Pieces shared by the sync and async clients: configuration, SSE, inputs."""
 
 from __future__ import annotations
 
 import json
 import os
-import random
 import uuid
-from collections.abc import AsyncIterable, AsyncIterator, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
-from tenacity import RetryCallState
 
 from ._exceptions import FramegateError
 
 DEFAULT_BASE_URL = "http://127.0.0.1:8000"
-RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
-MAX_RETRY_DELAY = 60.0
 USER_AGENT = "framegate-client/0.1.0"
 
 
@@ -63,55 +59,6 @@ def request_headers(method: str, idempotency_key: str | None) -> dict[str, str]:
     return {"Idempotency-Key": idempotency_key or str(uuid.uuid4())}
 
 
-def should_retry(response: httpx.Response) -> bool:
-    """Whether an answer invites a retry (429, 5xx, or an idempotent request in progress)."""
-    if response.status_code in RETRY_STATUSES:
-        return True
-    if response.status_code == 409:
-        return "retry-after" in response.headers
-    return False
-
-
-def parse_retry_after(value: str | None) -> float | None:
-    """Seconds from a Retry-After header (seconds form); None when absent or unusable."""
-    if value is None:
-        return None
-    try:
-        seconds = float(value)
-    except ValueError:
-        return None
-    return max(0.0, min(seconds, MAX_RETRY_DELAY))
-
-
-def retry_delay(attempt: int, retry_after: str | None) -> float:
-    """Exponential backoff with jitter (0.5 s, 1 s, 2 s … capped), or the server's Retry-After."""
-    honoured = parse_retry_after(retry_after)
-    if honoured is not None:
-        return honoured + random.uniform(0, 0.25)
-    base = min(8.0, 0.5 * 2.0**attempt)
-    return base * random.uniform(0.75, 1.25)
-
-
-class RetryableResponse(Exception):
-    """An answer that invites a retry (429, 5xx …), raised inside a retry attempt."""
-
-    def __init__(self, response: httpx.Response) -> None:
-        super().__init__(f"HTTP {response.status_code}")
-        self.response = response
-
-
-RETRIED_ERRORS = (RetryableResponse, httpx.TransportError)
-
-
-def wait_for_retry(state: RetryCallState) -> float:
-    """tenacity wait: the server's Retry-After when it gave one, else backoff with jitter."""
-    error = state.outcome.exception() if state.outcome is not None else None
-    retry_after = (
-        error.response.headers.get("retry-after") if isinstance(error, RetryableResponse) else None
-    )
-    return retry_delay(state.attempt_number - 1, retry_after)
-
-
 def drop_none(values: Mapping[str, Any]) -> dict[str, Any]:
     """The mapping without keys whose value is None."""
     return {key: value for key, value in values.items() if value is not None}
@@ -144,19 +91,8 @@ class SSEParser:
         return None
 
 
-def task_payloads(lines: Iterable[str]) -> Iterable[dict[str, Any]]:
-    """Task objects from the lines of an SSE response (heartbeats and unknown events skipped)."""
-    parser = SSEParser()
-    for line in lines:
-        event = parser.feed(line)
-        if event is None:
-            continue
-        payload = _decode(event[1])
-        if payload is not None:
-            yield payload
-
-
-def _decode(data: str) -> dict[str, Any] | None:
+def task_payload(data: str) -> dict[str, Any] | None:
+    """The task object an SSE event's data carries; None for heartbeats and other events."""
     try:
         value = json.loads(data)
     except ValueError:
@@ -201,15 +137,3 @@ def backoff_intervals(start: float, factor: float = 1.5, cap: float = 5.0) -> It
     while True:
         yield interval
         interval = min(cap, interval * factor)
-
-
-async def atask_payloads(lines: AsyncIterable[str]) -> AsyncIterator[dict[str, Any]]:
-    """Async version of :func:`task_payloads`."""
-    parser = SSEParser()
-    async for line in lines:
-        event = parser.feed(line)
-        if event is None:
-            continue
-        payload = _decode(event[1])
-        if payload is not None:
-            yield payload

@@ -1,41 +1,30 @@
-"""The synchronous client."""
+"""The synchronous client: the shared operations, performed with ``httpx.Client``."""
 
 from __future__ import annotations
 
 import time
-from collections.abc import Generator
-from functools import cached_property
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
-from pydantic import BaseModel
-from tenacity import Retrying, retry_if_exception_type, stop_after_attempt
 
-from ._base import (
-    RETRIED_ERRORS,
-    RetryableResponse,
-    default_headers,
-    request_headers,
-    resolve_config,
-    should_retry,
-    wait_for_retry,
-)
-from ._exceptions import APIConnectionError, APITimeoutError, error_from_response
-from ._models import Task
-from ._resources import Credits, Estimates, Images, Keys, Models, Tasks, Uploads, Videos
-from ._webhooks import Webhooks
+from ._base_client import BaseClient
+from ._operations import Call, Close, Drain, Emit, Next, Open, Opened, Operation, Runner, Sleep
 
-M = TypeVar("M", bound=BaseModel)
+T = TypeVar("T")
 
 
-class Framegate:
+class Framegate(BaseClient):
     """Synchronous framegate client.
 
     ``api_key`` defaults to ``FRAMEGATE_API_KEY``, ``base_url`` to ``FRAMEGATE_BASE_URL``
     (then ``http://127.0.0.1:8000``). 429, 5xx and connection errors are retried up to
     ``max_retries`` times with exponential backoff that honours ``Retry-After``.
     """
+
+    is_async = False
+    _http: httpx.Client
 
     def __init__(
         self,
@@ -45,12 +34,8 @@ class Framegate:
         max_retries: int = 3,
         http_client: httpx.Client | None = None,
     ) -> None:
-        self._config = resolve_config(api_key, base_url, timeout, max_retries)
-        self.api_key = self._config.api_key
-        self.base_url = self._config.base_url
-        self.max_retries = self._config.max_retries
+        super().__init__(api_key, base_url, timeout, max_retries)
         self._http = http_client or httpx.Client(timeout=self._config.timeout)
-        self._headers = default_headers(self._config)
         self._sleep = time.sleep
 
     def __enter__(self) -> Framegate:
@@ -63,137 +48,43 @@ class Framegate:
         """Close the underlying HTTP connections."""
         self._http.close()
 
-    @cached_property
-    def videos(self) -> Videos:
-        """Video generation (``create``, ``create_and_wait``)."""
-        return Videos(self)
+    def _run(self, work: Call[T] | Operation[T]) -> T:
+        runner = Runner(self._operation(work))
+        for _ in self._drive(runner):
+            pass
+        result: T = runner.result
+        return result
 
-    @cached_property
-    def images(self) -> Images:
-        """Image generation."""
-        return Images(self)
+    def _iterate(self, work: Operation[None]) -> Iterator[Any]:
+        return self._drive(Runner(work))
 
-    @cached_property
-    def tasks(self) -> Tasks:
-        """Tasks: retrieve, list, cancel, wait, stream."""
-        return Tasks(self)
-
-    @cached_property
-    def models(self) -> Models:
-        """The model catalog."""
-        return Models(self)
-
-    @cached_property
-    def estimates(self) -> Estimates:
-        """Cost estimates."""
-        return Estimates(self)
-
-    @cached_property
-    def credits(self) -> Credits:
-        """Credit balance and ledger."""
-        return Credits(self)
-
-    @cached_property
-    def keys(self) -> Keys:
-        """API keys."""
-        return Keys(self)
-
-    @cached_property
-    def uploads(self) -> Uploads:
-        """File uploads."""
-        return Uploads(self)
-
-    @cached_property
-    def webhooks(self) -> Webhooks:
-        """Webhook signature verification."""
-        return Webhooks()
-
-    def _url(self, path: str) -> str:
-        return path if path.startswith(("http://", "https://")) else self.base_url + path
-
-    def _send(
-        self, method: str, path: str, *, idempotency_key: str | None = None, **kwargs: Any
-    ) -> httpx.Response:
-        """Send with retries; return the final successful response or raise a typed error."""
-        headers = {**self._headers, **request_headers(method, idempotency_key)}
-        retrying = Retrying(
-            stop=stop_after_attempt(self.max_retries + 1),
-            wait=wait_for_retry,
-            retry=retry_if_exception_type(RETRIED_ERRORS),
-            sleep=self._sleep,
-            reraise=True,
-        )
+    def _drive(self, runner: Runner) -> Iterator[Any]:
+        """Perform each step of the operation; yield what it emits."""
         try:
-            for attempt in retrying:
-                with attempt:
-                    response = self._http.request(
-                        method, self._url(path), headers=headers, **kwargs
-                    )
-                    if should_retry(response):
-                        raise RetryableResponse(response)
-        except RetryableResponse as exc:
-            raise error_from_response(exc.response) from None
-        except httpx.TimeoutException as exc:
-            raise APITimeoutError(request=exc.request) from exc
-        except httpx.TransportError as exc:
-            raise APIConnectionError(str(exc) or "Connection error.") from exc
-        if response.is_error:
-            raise error_from_response(response)
-        return response
+            for step in runner:
+                if isinstance(step, Emit):
+                    yield step.value
+                    continue
+                try:
+                    runner.succeed(self._perform(step))
+                except Exception as error:
+                    runner.fail(error)
+        finally:
+            for opened in runner.close():
+                opened.response.close()
 
-    def _request(self, cast: type[M], method: str, path: str, **kwargs: Any) -> M:
-        response = self._send(method, path, **kwargs)
-        return self._parse(cast, response.json())
-
-    def _parse(self, cast: type[M], data: Any) -> M:
-        value = cast.model_validate(data)
-        if isinstance(value, Task):
-            value._client = self
-        for item in getattr(value, "data", None) or []:
-            if isinstance(item, Task):
-                item._client = self
-        return value
+    def _perform(self, step: Open | Next | Drain | Close | Sleep) -> Any:
+        if isinstance(step, Open):
+            response = self._http.send(step.request, stream=True)
+            chunks = response.iter_lines() if step.lines else response.iter_bytes()
+            return Opened(response, chunks)
+        if isinstance(step, Next):
+            return next(step.opened.iterator, None)
+        if isinstance(step, Drain):
+            step.opened.response.read()
+        if isinstance(step, Drain | Close):
+            return step.opened.response.close()
+        return self._sleep(step.seconds)
 
     def _download(self, url: str, path: Path) -> Path:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            with self._http.stream("GET", self._url(url), headers=self._headers) as response:
-                if response.is_error:
-                    response.read()
-                    raise error_from_response(response)
-                with path.open("wb") as out:
-                    for chunk in response.iter_bytes():
-                        out.write(chunk)
-        except httpx.TimeoutException as exc:
-            raise APITimeoutError(request=exc.request) from exc
-        except httpx.TransportError as exc:
-            raise APIConnectionError(str(exc) or "Connection error.") from exc
-        return path
-
-    def _event_lines(self, task_id: str, timeout: float) -> Generator[str, None, None] | None:
-        """The SSE lines of a task's event stream, or None when the server offers none."""
-        headers = {**self._headers, "Accept": "text/event-stream"}
-        request_timeout = httpx.Timeout(timeout, connect=min(timeout, 10.0))
-        request = self._http.build_request(
-            "GET",
-            self._url(f"/v1/tasks/{task_id}/events"),
-            headers=headers,
-            timeout=request_timeout,
-        )
-        response = self._http.send(request, stream=True)
-        if response.status_code != 200 or not response.headers.get("content-type", "").startswith(
-            "text/event-stream"
-        ):
-            response.read()
-            response.close()
-            if response.status_code in (401, 403, 404):
-                raise error_from_response(response)
-            return None
-
-        def lines() -> Generator[str, None, None]:
-            try:
-                yield from response.iter_lines()
-            finally:
-                response.close()
-
-        return lines()
+        return self._run(self._save(url, path))

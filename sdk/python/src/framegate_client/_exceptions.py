@@ -6,6 +6,8 @@ from typing import Any
 
 import httpx
 
+from ._retries import retry_after_seconds
+
 __all__ = [
     "APIConnectionError",
     "APIError",
@@ -104,12 +106,8 @@ class RateLimitError(APIError):
 
     @property
     def retry_after(self) -> float | None:
-        """Seconds the server asked to wait, when it said."""
-        value = self.response.headers.get("retry-after")
-        try:
-            return float(value) if value is not None else None
-        except ValueError:
-            return None
+        """Seconds the server asked to wait (``Retry-After``: seconds or HTTP date), if said."""
+        return retry_after_seconds(self.response.headers.get("retry-after"))
 
 
 class InternalServerError(APIError):
