@@ -24,6 +24,7 @@ from framegate.engines.preview import PreviewEngine
 from framegate.engines.registry import EngineRegistry
 from framegate.runtime import Runtime
 from tests.engines_for_tests import FailingEngine, GatedEngine
+from tests.waiting import wait_until
 
 POSTGRES_ADMIN_DSN = os.environ.get(
     "FRAMEGATE_TEST_POSTGRES_DSN", "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -166,16 +167,17 @@ async def wait_for_task(
     client: httpx.AsyncClient, account: Tenant, task_id: str, timeout: float = 60
 ) -> dict[str, Any]:
     """Poll until the task is terminal (bounded) and return it."""
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
+    status = "unknown"
+
+    async def terminal() -> dict[str, Any] | None:
+        nonlocal status
         response = await client.get(f"/v1/tasks/{task_id}", headers=account.headers)
         assert response.status_code == 200, response.text
         body: dict[str, Any] = response.json()
-        if body["status"] in ("completed", "failed", "cancelled"):
-            return body
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"task {task_id} still {body['status']} after {timeout}s")
-        await asyncio.sleep(0.05)
+        status = body["status"]
+        return body if status in ("completed", "failed", "cancelled") else None
+
+    return await wait_until(terminal, timeout, lambda: f"task {task_id} to end (still {status})")
 
 
 def file_path(url: str) -> str:

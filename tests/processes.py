@@ -11,7 +11,6 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -21,6 +20,7 @@ import asyncpg
 import httpx
 
 from tests.conftest import POSTGRES_ADMIN_DSN
+from tests.waiting import wait_until_sync
 
 FRAMEGATE = shutil.which("framegate", path=str(Path(sys.executable).parent)) or "framegate"
 
@@ -91,17 +91,19 @@ class Server:
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
+        process = self.process
+
+        def healthy() -> bool:
+            if process.poll() is not None:
                 raise RuntimeError(f"server exited: {self.log.read_text()[-3000:]}")
             try:
-                if httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200:
-                    return
+                return httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200
             except httpx.HTTPError:
-                pass
-            time.sleep(0.1)
-        raise RuntimeError(f"server did not start: {self.log.read_text()[-3000:]}")
+                return False
+
+        wait_until_sync(
+            healthy, timeout, lambda: f"the server: {self.log.read_text()[-3000:]}", interval=0.1
+        )
 
     def kill(self) -> None:
         """SIGKILL: no shutdown hooks run, exactly like a crashed machine."""

@@ -31,6 +31,8 @@ from framegate.config import Settings
 from tests.processes import Server, cli_json, environment, free_port, throwaway_database
 from tests.uploads.samples import image_bytes
 
+pytestmark = pytest.mark.slow
+
 # Seeded and deterministic: the same cases on every run. MAX_EXAMPLES bounds the fuzzing
 # phase per operation (the examples and coverage phases are bounded by the description);
 # both databases together take about 1.5 minutes on 2 cores.

@@ -6,12 +6,10 @@ from fastapi import APIRouter
 
 from framegate.accounts.endpoints import router as accounts_router
 from framegate.catalog.endpoints import router as catalog_router
-from framegate.compat.aimlapi import router as aimlapi_router
-from framegate.compat.openai_videos import router as openai_videos_router
-from framegate.compat.pixelapi import router as pixelapi_router
-from framegate.compat.pixverse import router as pixverse_router
+from framegate.compat import aimlapi, openai_videos, pixelapi, pixverse
 from framegate.credits.endpoints import router as credits_router
 from framegate.keys.endpoints import router as keys_router
+from framegate.kit.dialects import dialects
 from framegate.storage.endpoints import router as files_router
 from framegate.tasks.endpoints import router as tasks_router
 from framegate.uploads.endpoints import router as uploads_router
@@ -40,9 +38,13 @@ ROUTERS: tuple[APIRouter, ...] = (
     uploads_router,
     usage_router,
     meta_router,
-    # Other vendors' dialects: the same services in their request and error shapes.
-    openai_videos_router,
-    pixelapi_router,
-    pixverse_router,
-    aimlapi_router,
 )
+
+# Other vendors' dialects: the same services in their request and error shapes. Their
+# routers come after the native ones; their prefixes decide which envelope an error gets
+# wherever it is raised (routes, middlewares, unknown paths).
+DIALECTS = (openai_videos.DIALECT, pixelapi.DIALECT, pixverse.DIALECT, aimlapi.DIALECT)
+ROUTERS += (openai_videos.router, pixelapi.router, pixverse.router, aimlapi.router)
+# Native paths inside a dialect's prefix.
+NATIVE_PATHS = ("/v1/videos/generations",)
+dialects.install(DIALECTS, native=NATIVE_PATHS)

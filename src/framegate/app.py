@@ -14,13 +14,13 @@ from starlette.routing import BaseRoute, Route
 
 from framegate import __version__
 from framegate.api import ROUTERS
-from framegate.compat import render_for_path
 from framegate.config import Settings
 from framegate.engines.registry import EngineRegistry
 from framegate.exceptions import FramegateError
 from framegate.idempotency.middleware import IdempotencyMiddleware
 from framegate.keys.middleware import AuthenticationMiddleware
 from framegate.kit.body_limit import BodySizeLimitMiddleware
+from framegate.kit.dialects import render_for_path
 from framegate.kit.openapi import use_error_envelope_in_openapi
 from framegate.kit.request_guard import RequestGuardMiddleware
 from framegate.kit.request_id import RequestIdMiddleware

@@ -13,7 +13,8 @@ from typing import Any, Literal, Self
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from framegate.kit.safe_fetch import FetchPolicy, parse_networks
+from framegate.kit.addresses import parse_networks
+from framegate.kit.safe_fetch import FetchPolicy
 
 _SECRET_FILE = "secret.key"
 
@@ -73,7 +74,9 @@ class Settings(BaseSettings):
     upstream_framegate_url: str = ""
     upstream_framegate_api_key: SecretStr | None = None
     # Seconds between status polls of an upstream job when the vendor gives no hint
-    # (doubling up to vendor_poll_max_seconds while nothing changes).
+    # (doubling up to vendor_poll_max_seconds while nothing changes). Unset, each vendor
+    # engine's own interval applies (poll_interval: 10 s for Veo and Kling, 2 s for a
+    # framegate upstream, 5 s for the others); set, it overrides them all.
     vendor_poll_seconds: float = Field(default=5.0, gt=0)
     vendor_poll_max_seconds: float = Field(default=30.0, gt=0)
     # Per upstream call.

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import (
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 READ_ONLY_OPTION = "framegate_read_only"
+_AFTER_COMMIT = "framegate_after_commit"
 
 
 def create_engine(url: str) -> AsyncEngine:
@@ -87,6 +88,29 @@ async def transaction(
             raise
         else:
             await session.commit()
+
+
+def after_commit(session: AsyncSession, callback: Callable[[], None]) -> None:
+    """Call ``callback`` once the session's current transaction commits; a rollback drops
+    it. How a service acts on what only committed state may see (waking the workers for a
+    queued task, evicting a cached task) without committing itself."""
+    callbacks: list[Callable[[], None]] | None = session.info.get(_AFTER_COMMIT)
+    if callbacks is None:
+        callbacks = session.info[_AFTER_COMMIT] = []
+        event.listen(session.sync_session, "after_commit", _run_after_commit)
+        event.listen(session.sync_session, "after_rollback", _drop_after_commit)
+    callbacks.append(callback)
+
+
+def _run_after_commit(session: Any) -> None:
+    callbacks = session.info.get(_AFTER_COMMIT, [])
+    pending, callbacks[:] = list(callbacks), []
+    for callback in pending:
+        callback()
+
+
+def _drop_after_commit(session: Any) -> None:
+    session.info.get(_AFTER_COMMIT, []).clear()
 
 
 def alembic_config(url: str) -> Config:

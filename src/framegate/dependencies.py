@@ -23,15 +23,23 @@ RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
 
 
 async def get_session(runtime: RuntimeDep) -> AsyncIterator[AsyncSession]:
-    """A session per request. Writing endpoints commit explicitly before they answer, so
-    a client never sees an id that is not yet durable; anything uncommitted is rolled back."""
+    """The request's unit of work: one session, one transaction. Committed when the route
+    returns, so a client never sees an id that is not yet durable; rolled back when it
+    raises (every error, a dialect's included, is rendered outside the route). Services
+    never commit; what must wait for the commit (waking the workers) is an after-commit
+    hook of the service that needs it (``framegate.db.after_commit``)."""
     async with runtime.sessionmaker() as session:
-        yield session
+        try:
+            yield session
+        except BaseException:
+            await session.rollback()
+            raise
+        await session.commit()
 
 
-# Closed when the route returns, before the response is sent: an error rendered inside a
-# route (the dialects) must not keep a SQLite write transaction open while the
-# idempotency layer stores the response.
+# Closed when the route returns, before the response is sent: the transaction must not
+# stay open (a SQLite write lock) while the idempotency layer stores the response, and a
+# client that reads the response must find what it names committed.
 SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
 
 

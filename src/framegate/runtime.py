@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
 from dataclasses import dataclass, field
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
@@ -27,10 +28,9 @@ from framegate.dispatch.upstream import cancel_upstream
 from framegate.dispatch.worker import TaskRunner, UpstreamOptions
 from framegate.engines.registry import EngineRegistry, default_engines
 from framegate.keys.service import APIKeyService
-from framegate.kit.safe_fetch import parse_networks
+from framegate.kit.addresses import parse_networks
 from framegate.limits.clients import ClientLimiter
 from framegate.limits.service import LimitsService, PlanLimits
-from framegate.models import Task
 from framegate.storage.base import Storage
 from framegate.storage.local import LocalStorage
 from framegate.storage.signing import URLSigner
@@ -65,7 +65,6 @@ class Runtime:
     dispatcher: EmbeddedDispatcher | None = field(default=None)
     webhook_job: WebhookDeliveryJob | None = field(default=None)
     sweeper: RetentionSweeper | None = field(default=None)
-    _background: set[asyncio.Task[None]] = field(default_factory=set)
 
     @classmethod
     async def create(
@@ -127,8 +126,6 @@ class Runtime:
         )
         uploads = UploadService(
             storage=storage,
-            sessionmaker=sessionmaker,
-            read_sessionmaker=read_sessionmaker,
             image_max_bytes=settings.upload_image_max_bytes,
             video_max_bytes=settings.upload_video_max_bytes,
             max_image_pixels=settings.input_image_max_pixels,
@@ -146,6 +143,8 @@ class Runtime:
             default_deadline_seconds=settings.task_deadline_seconds,
             read_sessionmaker=read_sessionmaker,
             signals=signals,
+            lifecycle=lifecycle,
+            cancel_upstream=functools.partial(cancel_upstream, catalog, engines),
             cache_seconds=settings.read_cache_seconds,
             signed_url_ttl_seconds=settings.signed_url_ttl_seconds,
             decode_concurrency=settings.image_decode_concurrency,
@@ -230,18 +229,10 @@ class Runtime:
             sessionmaker=self.sessionmaker,
             read_sessionmaker=self.read_sessionmaker,
             storage=self.storage,
-            signals=self.signals,
+            tasks=self.tasks,
             interval_seconds=settings.retention_sweep_seconds,
         )
         await self.sweeper.start()
-
-    def cancel_upstream(self, task: Task) -> None:
-        """Stop a cancelled task's vendor job in the background (best effort)."""
-        if not task.engine_task_id:
-            return
-        job = asyncio.create_task(cancel_upstream(self.catalog, self.engines, task))
-        self._background.add(job)
-        job.add_done_callback(self._background.discard)
 
     async def close(self) -> None:
         if self.sweeper is not None:

@@ -5,7 +5,11 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
+import pytest
+
 from tests.processes import FRAMEGATE, cli_json, environment, throwaway_database
+
+pytestmark = pytest.mark.slow
 
 
 def test_admin_and_keys_commands(backend: str, tmp_path: Path) -> None:

@@ -13,6 +13,8 @@ import pytest
 
 from tests.processes import FRAMEGATE, Server, cli_json, environment, free_port
 
+pytestmark = pytest.mark.slow
+
 
 @dataclass
 class Live:

@@ -6,8 +6,8 @@ from __future__ import annotations
 import io
 import subprocess
 import sys
-import time
 from pathlib import Path
+from typing import Any
 
 import av
 import httpx
@@ -17,6 +17,9 @@ import yaml
 from tests.engines.fake_hub import FakeHub
 from tests.engines.tiny_pipelines import BUILDERS
 from tests.processes import FRAMEGATE, Server, cli_json, environment, free_port
+from tests.waiting import wait_until_sync
+
+pytestmark = pytest.mark.slow
 
 REPO = "tiny-org/tiny-wan-diffusers"
 TOKEN = "hf_test_token_0123456789"
@@ -118,10 +121,14 @@ def test_pull_then_serve_offline(weights: Path, tmp_path: Path) -> None:
             json={"model": "tiny-wan", "prompt": "a cat", "seed": 3},
             headers=headers,
         ).json()
-        deadline = time.monotonic() + 120
-        while task["status"] not in ("completed", "failed") and time.monotonic() < deadline:
-            time.sleep(0.2)
-            task = httpx.get(f"{server.url}/v1/tasks/{task['id']}", headers=headers).json()
+
+        def finished() -> dict[str, Any] | None:
+            current: dict[str, Any] = httpx.get(
+                f"{server.url}/v1/tasks/{task['id']}", headers=headers
+            ).json()
+            return current if current["status"] in ("completed", "failed") else None
+
+        task = wait_until_sync(finished, 120, "the task to finish", interval=0.2)
         assert task["status"] == "completed", task
         video = httpx.get(task["result"]["data"][0]["url"]).content
         with av.open(io.BytesIO(video)) as container:

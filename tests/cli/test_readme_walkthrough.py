@@ -8,8 +8,11 @@ import subprocess
 from pathlib import Path
 
 import av
+import pytest
 
 from tests.processes import Server, environment, free_port, throwaway_database
+
+pytestmark = pytest.mark.slow
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 

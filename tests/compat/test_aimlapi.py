@@ -33,8 +33,8 @@ from framegate.engines.preview import PreviewEngine
 from framegate.engines.registry import EngineRegistry
 from framegate.runtime import Runtime
 from tests.conftest import Tenant, make_account
+from tests.engines.vendors.common import FAKE_HOST, LoopbackServer
 from tests.engines_for_tests import FailingEngine, GatedEngine
-from tests.vendors.common import FAKE_HOST, LoopbackServer
 
 VENDOR_URL = "/v2/generate/video/pixverse/generation"
 UNIVERSAL_URL = "/v2/video/generations"

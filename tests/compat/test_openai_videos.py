@@ -29,8 +29,8 @@ from framegate.engines.registry import EngineRegistry
 from framegate.limits.service import PlanLimits
 from framegate.runtime import Runtime
 from tests.conftest import Tenant, make_account
+from tests.engines.vendors.common import FAKE_HOST, LoopbackServer
 from tests.engines_for_tests import FailingEngine, GatedEngine
-from tests.vendors.common import FAKE_HOST, LoopbackServer
 
 # The SDK marks the Sora methods deprecated (OpenAI's own service is being retired).
 pytestmark = pytest.mark.filterwarnings("ignore:The Sora API:DeprecationWarning")

@@ -23,22 +23,18 @@ import pytest
 import yaml
 
 from framegate.app import create_app
-from framegate.compat.pixelapi import (
-    PixelVideoRequest,
-    _to_framegate,
-    dialect_code,
-    generation_id,
-    task_number,
-)
+from framegate.compat.pixelapi.endpoints import _to_framegate, generation_id, task_number
+from framegate.compat.pixelapi.errors import dialect_code
+from framegate.compat.pixelapi.schemas import PixelVideoRequest
 from framegate.config import Settings
 from framegate.engines.preview import PreviewEngine
 from framegate.engines.registry import EngineRegistry
 from framegate.exceptions import ServiceUnavailable
 from framegate.runtime import Runtime
 from tests.conftest import Tenant, make_account
+from tests.engines.vendors.common import FAKE_HOST, LoopbackServer
 from tests.engines_for_tests import FailingEngine, GatedEngine
 from tests.uploads.samples import image_bytes
-from tests.vendors.common import FAKE_HOST, LoopbackServer
 
 PRICE = 90  # PixelAPI's price of a clip, in credits
 CLIP = {

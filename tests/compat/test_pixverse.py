@@ -20,7 +20,7 @@ import yaml
 from PIL import Image
 
 from framegate.app import create_app
-from framegate.compat.pixverse import account_number
+from framegate.compat.pixverse.endpoints import account_number
 from framegate.config import Settings
 from framegate.engines.base import (
     CancelCheck,
@@ -32,12 +32,13 @@ from framegate.engines.base import (
 from framegate.engines.preview import PreviewEngine
 from framegate.engines.registry import EngineRegistry
 from framegate.engines.vendors.pixverse import PixVerseEngine
-from framegate.kit.safe_fetch import FetchPolicy, parse_networks
+from framegate.kit.addresses import parse_networks
+from framegate.kit.safe_fetch import FetchPolicy
 from framegate.limits.service import PlanLimits
 from framegate.runtime import Runtime
 from tests.conftest import make_account
+from tests.engines.vendors.common import FAKE_HOST, LoopbackServer
 from tests.engines_for_tests import FailingEngine, GatedEngine
-from tests.vendors.common import FAKE_HOST, LoopbackServer
 
 # PixVerse's model names as aliases of test routes (v5 is left to the built-in route
 # pixverse-v5, unavailable here without a PixVerse key); 8 fps keeps the clips quick.

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import httpx
+import pytest
 
 from tests.processes import Server, cli_json, environment, free_port, throwaway_database
+from tests.waiting import wait_until_sync
+
+pytestmark = pytest.mark.slow
 
 # Big enough that the kill lands mid-render on any machine.
 LONG_CLIP = {"model": "preview", "prompt": "long", "duration": 10, "size": "1920x1080", "fps": 30}
@@ -17,13 +20,11 @@ SHORT_CLIP_PRICE = 1
 
 
 def wait_status(client: httpx.Client, task_id: str, wanted: set[str], timeout: float) -> dict:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        task = client.get(f"/v1/tasks/{task_id}").json()
-        if task["status"] in wanted:
-            return task
-        time.sleep(0.02)
-    raise AssertionError(f"task {task_id} never reached {wanted}")
+    def reached() -> dict | None:
+        task: dict = client.get(f"/v1/tasks/{task_id}").json()
+        return task if task["status"] in wanted else None
+
+    return wait_until_sync(reached, timeout, f"task {task_id} to reach {wanted}", interval=0.02)
 
 
 def test_killed_server_task_is_recovered_after_restart(backend: str, tmp_path: Path) -> None:

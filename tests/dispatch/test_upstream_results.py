@@ -17,9 +17,10 @@ import pytest
 from framegate.dispatch.upstream import UpstreamOptions, UpstreamStep, _prepare_video, inspect_video
 from framegate.engines.base import GenerationRequest
 from framegate.engines.vendors.base import UpstreamError, UpstreamJob, UpstreamStatus, VendorEngine
-from framegate.kit.safe_fetch import FetchPolicy, parse_networks
+from framegate.kit.addresses import parse_networks
+from framegate.kit.safe_fetch import FetchPolicy
 from tests.conftest import TEST_RECEIVER_HOST
-from tests.vendors.common import SAMPLE_FRAMES, SAMPLE_HEIGHT, SAMPLE_WIDTH, sample_mp4
+from tests.engines.vendors.common import SAMPLE_FRAMES, SAMPLE_HEIGHT, SAMPLE_WIDTH, sample_mp4
 
 
 def write_video(

@@ -530,6 +530,7 @@ print((after - before) * 1024)  # ru_maxrss is in KiB on Linux
 
 
 @pytest.mark.skipif(sys.platform != "linux", reason="ru_maxrss is in KiB only on Linux")
+@pytest.mark.slow  # a Python subprocess
 def test_uint8_conversion_of_a_480p_video_needs_little_more_memory() -> None:
     input_bytes = 81 * 3 * 480 * 832 * 4  # 388 MB of float32 frames
     child = subprocess.run(
@@ -834,6 +835,7 @@ print(json.dumps(report))
 """
 
 
+@pytest.mark.slow  # a Python subprocess
 def test_torch_is_imported_by_prepare_on_a_worker_thread(tmp_path: Path) -> None:
     route = {
         "id": "tiny-wan",

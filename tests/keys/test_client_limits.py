@@ -11,8 +11,8 @@ from framegate.app import create_app
 from framegate.config import Settings
 from framegate.engines.preview import PreviewEngine
 from framegate.engines.registry import EngineRegistry
+from framegate.kit.addresses import parse_networks
 from framegate.kit.crypto import generate_api_key
-from framegate.kit.safe_fetch import parse_networks
 from framegate.limits.clients import ClientLimiter
 from framegate.runtime import Runtime
 from tests.conftest import make_account

@@ -19,15 +19,16 @@ import pytest
 
 from framegate.exceptions import PayloadTooLarge
 from framegate.kit import safe_fetch
+from framegate.kit.addresses import parse_networks
 from framegate.kit.safe_fetch import (
     FetchedFile,
     FetchPolicy,
     fetch_to_file,
     fetch_url,
-    parse_networks,
 )
 from tests.conftest import TEST_RECEIVER_HOST
 from tests.kit.loopback import Canary, http_response, read_request, refused
+from tests.waiting import wait_until
 
 BLOCK = bytes(range(256)) * 256  # 64 KiB
 BODY = BLOCK * 16 + b"tail"  # 1 MiB and a bit, not a multiple of the block
@@ -277,12 +278,7 @@ async def test_the_total_timeout_removes_the_partial_file(origin: Origin, scratc
 
 async def test_cancellation_removes_the_partial_file(origin: Origin, scratch: Path) -> None:
     fetch = asyncio.create_task(fetch_to_file(origin.url("/slow"), scratch / "result", policy()))
-    for _ in range(200):
-        if partial_bytes(scratch) > 0:
-            break
-        await asyncio.sleep(0.01)
-    else:
-        pytest.fail("the body never started arriving")
+    await wait_until(lambda: partial_bytes(scratch) > 0, 5, "the body to start arriving")
     fetch.cancel()
     with pytest.raises(asyncio.CancelledError):
         await fetch

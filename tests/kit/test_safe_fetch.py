@@ -31,16 +31,16 @@ import pytest
 
 from framegate.exceptions import PayloadTooLarge
 from framegate.kit import safe_fetch
+from framegate.kit.addresses import is_address_allowed, parse_networks
 from framegate.kit.safe_fetch import (
     FetchedContent,
     FetchPolicy,
     fetch_url,
-    is_address_allowed,
-    parse_networks,
     pinned_request,
     validate_url,
 )
 from tests.kit.loopback import Canary, http_response, read_request, refused, start_canary
+from tests.waiting import wait_until
 
 ORIGIN_HOST = "127.0.0.2"
 FAST = FetchPolicy(connect_timeout=2.0, read_timeout=2.0, total_timeout=5.0)
@@ -184,10 +184,7 @@ def origin_policy(**overrides: Any) -> FetchPolicy:
 async def test_canary_counts_connections(canary: Canary) -> None:
     _, writer = await asyncio.open_connection("127.0.0.1", canary.port)
     writer.close()
-    for _ in range(100):
-        if canary.connections:
-            break
-        await asyncio.sleep(0.01)
+    await wait_until(lambda: canary.connections, 5, "the canary to count the connection")
     assert canary.connections == 1
 
 
@@ -412,7 +409,7 @@ async def test_https_verifies_the_original_hostname(
     server_tls.sni_callback = remember_sni
     # Trust the test certificate instead of the public CA bundle; the check itself (hostname
     # against certificate) is still the client's own.
-    monkeypatch.setattr(safe_fetch, "_ssl_context", lambda: ssl.create_default_context(cafile=cert))
+    monkeypatch.setattr(safe_fetch, "tls_context", lambda: ssl.create_default_context(cafile=cert))
     fake_dns.answers["images.test"] = [[ORIGIN_HOST]]
     fake_dns.answers["other.test"] = [[ORIGIN_HOST]]
 

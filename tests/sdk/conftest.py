@@ -17,6 +17,14 @@ from framegate_client import AsyncFramegate, Framegate, Task
 from tests.processes import Server, cli_json, environment, free_port
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Every SDK test drives a real server process (or a clean virtualenv): slow."""
+    here = Path(__file__).parent
+    for item in items:
+        if item.path.is_relative_to(here):
+            item.add_marker(pytest.mark.slow)
+
+
 @dataclass
 class Live:
     server: Server

@@ -23,9 +23,10 @@ from PIL import Image
 
 from tests.processes import Server, cli_json, environment, free_port
 
-pytestmark = pytest.mark.skipif(
-    not sys.platform.startswith("linux"), reason="reads VmHWM from /proc"
-)
+pytestmark = [
+    pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads VmHWM from /proc"),
+    pytest.mark.slow,  # a server process
+]
 
 SIDE = 6000
 CONCURRENT = 8

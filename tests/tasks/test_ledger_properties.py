@@ -23,6 +23,7 @@ from collections.abc import Awaitable
 from dataclasses import dataclass
 from datetime import timedelta
 
+import pytest
 from hypothesis import HealthCheck, seed
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
@@ -52,6 +53,8 @@ from tests.tasks.ledger_model import (
     set_task,
     submit_clip,
 )
+
+pytestmark = pytest.mark.slow  # 500 generated scenarios on two databases
 
 # Generated scenarios per backend; both backends together make the suite's 500. A fixed seed
 # per backend: different scenarios on each, the same ones on every run.

@@ -20,6 +20,8 @@ from tests.uploads.samples import (
     streamed_multipart,
 )
 
+pytestmark = pytest.mark.slow  # a server process
+
 MIB = 1024 * 1024
 IMAGE_CAP = 1 * MIB
 VIDEO_CAP = 50 * MIB

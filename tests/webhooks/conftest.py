@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import asyncio
 import threading
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -16,6 +15,7 @@ import pytest
 
 from framegate.runtime import Runtime
 from tests.conftest import TEST_RECEIVER_HOST, Tenant
+from tests.waiting import wait_until
 
 VIDEO = {"model": "preview", "prompt": "x", "duration": 1, "size": "64x64"}
 
@@ -122,21 +122,6 @@ async def paused_job(runtime: Runtime) -> Any:
         yield
     finally:
         await job.start()
-
-
-async def wait_until(
-    condition: Callable[[], bool | Awaitable[bool]], timeout: float = 20, what: str = "condition"
-) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
-        result = condition()
-        if not isinstance(result, bool):
-            result = await result
-        if result:
-            return
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        await asyncio.sleep(0.05)
 
 
 async def create_endpoint(

@@ -17,20 +17,20 @@ from framegate_client import WebhookVerificationError as SDKVerificationError
 from standardwebhooks import Webhook
 from standardwebhooks.webhooks import WebhookVerificationError
 
+from framegate.kit.http import retry_after_seconds
 from framegate.kit.ids import new_id
 from framegate.kit.time import utcnow
 from framegate.models import WebhookDelivery
 from framegate.runtime import Runtime
 from framegate.webhooks.jobs import WebhookDeliveryJob
-from framegate.webhooks.sender import retry_after_seconds
 from tests.conftest import Tenant, wait_for_task
+from tests.waiting import wait_until
 from tests.webhooks.conftest import (
     Receiver,
     create_endpoint,
     deliveries,
     settled_delivery,
     submit,
-    wait_until,
 )
 
 

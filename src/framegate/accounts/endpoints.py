@@ -18,6 +18,7 @@ from framegate.accounts.schemas import (
     PlanObject,
 )
 from framegate.credits.service import credit_service
+from framegate.db import after_commit
 from framegate.dependencies import ReadSessionDep, RuntimeDep, SessionDep, require_scope
 from framegate.exceptions import error_responses
 from framegate.keys.scopes import Scope
@@ -56,7 +57,6 @@ async def create_account(
     created = await runtime.accounts.create(
         session, name=body.name, credits=body.credits, plan=body.plan
     )
-    await session.commit()
     return CreatedAccountObject(
         **_view(created.account).model_dump(),
         api_key=created.key.secret,
@@ -87,7 +87,7 @@ async def grant_credits(
     """Add credits to an account (a ledger grant)."""
     account = await runtime.accounts.get(session, account_id)
     await credit_service.grant(session, account.id, body.credits, body.description)
-    await session.commit()
+    await session.flush()
     await session.refresh(account)
     return _view(account)
 
@@ -109,9 +109,8 @@ async def update_account(
         account.plan = body.plan
     if body.is_active is not None:
         account.is_active = body.is_active
-    await session.commit()
     # Verified keys carry their account: let the change apply to the next request.
-    runtime.keys.forget_cached_keys()
+    after_commit(session, runtime.keys.forget_cached_keys)
     return _view(account)
 
 
@@ -140,8 +139,6 @@ async def put_plan(
     """Limits for every account on this plan: concurrent tasks and requests per minute."""
     limits = PlanLimits(name=name, **body.model_dump())
     await runtime.limits.save_plan(session, limits)
-    await session.commit()
-    runtime.limits.forget_plans()
     return _plan_view(limits)
 
 

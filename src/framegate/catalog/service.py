@@ -153,9 +153,6 @@ class Catalog:
             health=self.health.describe(route.id),
         )
 
-    def is_remote(self, route: ModelRoute) -> bool:
-        return self._engines.is_remote(route.engine)
-
     def serving_candidates(self, route: ModelRoute) -> list[ModelRoute]:
         """The route, then its fallbacks, that are available here (in order)."""
         candidates = [route, *(self._routes[f] for f in route.fallbacks if f in self._routes)]

@@ -30,18 +30,21 @@ from av.video.reformatter import Interpolation
 
 from framegate.catalog.schemas import ModelRoute
 from framegate.catalog.service import Catalog
-from framegate.engines.base import GenerationRequest, OutputFile
-from framegate.engines.encode import encode_mp4, save_jpeg
-from framegate.engines.vendors.base import (
+from framegate.engines.base import (
     MODERATION_BLOCKED,
     UPSTREAM_ERROR,
     UPSTREAM_INVALID,
     UPSTREAM_RATE_LIMITED,
+    UPSTREAM_UNAVAILABLE,
+    GenerationRequest,
+    OutputFile,
+    RemoteEngine,
     UpstreamError,
     UpstreamJob,
     UpstreamStatus,
-    VendorEngine,
 )
+from framegate.engines.encode import encode_mp4, save_jpeg
+from framegate.engines.registry import EngineRegistry
 from framegate.exceptions import FramegateError
 from framegate.kit.images import image_decoding
 from framegate.kit.safe_fetch import FetchPolicy
@@ -58,13 +61,16 @@ _ESTIMATE_CAP = 0.9
 
 @dataclass(frozen=True)
 class UpstreamOptions:
-    poll_seconds: float
+    # Polls start at the engine's ``poll_interval`` and back off up to this.
     max_poll_seconds: float
     download_policy: FetchPolicy
     public_url: str = ""
     signer: Any = None
     # Frames larger than this are not decoded (the same cap as input images).
     max_pixels: int = 40_000_000
+    # Unused: the base interval is each engine's ``poll_interval`` (which the operator's
+    # FRAMEGATE_VENDOR_POLL_SECONDS sets when given). Kept while runtime.py passes it.
+    poll_seconds: float | None = None
 
 
 @dataclass(frozen=True)
@@ -110,7 +116,7 @@ class UpstreamStep:
         task: Task,
         worker_id: str,
         route: ModelRoute,
-        engine: VendorEngine,
+        engine: RemoteEngine,
         request: GenerationRequest,
         workdir: Path,
     ) -> list[OutputFile] | None:
@@ -122,15 +128,13 @@ class UpstreamStep:
         try:
             if task.engine_task_id is None:
                 if not health.allow(route.id):
-                    await self._unavailable(task, worker_id, route, state, before_job=True)
+                    await self._unavailable(task, worker_id, route, engine, state)
                     return None
                 job = await engine.submit(request)
-                state.update(job=job.data, polls=0, retries=0, interval=self._options.poll_seconds)
+                state.update(job=job.data, polls=0, retries=0, interval=engine.poll_interval)
                 state["submitted_at"] = utcnow().isoformat()
                 log.info("task %s submitted to %s as %s", task.id, route.id, job.id)
-                parked = await self._park(
-                    task, worker_id, state, job.id, self._options.poll_seconds, 1
-                )
+                parked = await self._park(task, worker_id, state, job.id, engine.poll_interval, 1)
                 if not parked:
                     # Cancelled (or reclaimed) while the vendor was answering: the job
                     # would otherwise run, and bill, with nobody waiting for it.
@@ -140,29 +144,29 @@ class UpstreamStep:
             status = await engine.poll(job, request)
         except UpstreamError as exc:
             await self._on_error(
-                task, worker_id, route, state, exc, submitted=bool(task.engine_task_id)
+                task, worker_id, route, engine, state, exc, submitted=bool(task.engine_task_id)
             )
             return None
         state["retries"] = 0
         if status.state == "pending":
-            await self._pending(task, worker_id, state, status)
+            await self._pending(task, worker_id, engine, state, status)
             return None
         if status.state == "failed":
             error = status.error or UpstreamError(f"{route.id}: the job failed upstream")
             await self._on_error(
-                task, worker_id, route, state, error, submitted=True, job_failed=True
+                task, worker_id, route, engine, state, error, submitted=True, job_failed=True
             )
             return None
         if not status.video_url:
             error = UpstreamError(f"{route.id}: the vendor reported success without a video")
             await self._on_error(
-                task, worker_id, route, state, error, submitted=True, job_failed=True
+                task, worker_id, route, engine, state, error, submitted=True, job_failed=True
             )
             return None
         try:
             output = await self._download(engine, status.video_url, workdir)
         except UpstreamError as exc:
-            await self._on_error(task, worker_id, route, state, exc, submitted=True)
+            await self._on_error(task, worker_id, route, engine, state, exc, submitted=True)
             return None
         health.success(route.id)
         return [output]
@@ -170,7 +174,12 @@ class UpstreamStep:
     # -- outcomes ------------------------------------------------------------------------
 
     async def _pending(
-        self, task: Task, worker_id: str, state: dict[str, Any], status: UpstreamStatus
+        self,
+        task: Task,
+        worker_id: str,
+        engine: RemoteEngine,
+        state: dict[str, Any],
+        status: UpstreamStatus,
     ) -> None:
         state["polls"] = int(state.get("polls", 0)) + 1
         if status.progress is not None:
@@ -179,13 +188,12 @@ class UpstreamStep:
             fraction = self._estimated_fraction(task, state)
         percent = max(task.progress, min(95, int(fraction * 100)))
         # Back off while nothing visibly changes; poll promptly again when it does.
-        interval = float(state.get("interval") or self._options.poll_seconds)
-        interval = self._options.poll_seconds if percent > task.progress else interval * 1.5
+        base = engine.poll_interval
+        interval = float(state.get("interval") or base)
+        interval = base if percent > task.progress else interval * 1.5
         interval = min(interval, self._options.max_poll_seconds)
         if status.poll_after is not None:
-            interval = max(
-                self._options.poll_seconds, min(status.poll_after, self._options.max_poll_seconds)
-            )
+            interval = max(base, min(status.poll_after, self._options.max_poll_seconds))
         state["interval"] = interval
         await self._park(task, worker_id, state, task.engine_task_id, interval, percent)
 
@@ -201,6 +209,7 @@ class UpstreamStep:
         task: Task,
         worker_id: str,
         route: ModelRoute,
+        engine: RemoteEngine,
         state: dict[str, Any],
         exc: UpstreamError,
         *,
@@ -222,7 +231,7 @@ class UpstreamStep:
             delay = exc.retry_after
             if delay is None:
                 delay = min(
-                    self._options.max_poll_seconds, self._options.poll_seconds * 2 ** (retries - 1)
+                    self._options.max_poll_seconds, engine.poll_interval * 2 ** (retries - 1)
                 )
             log.warning(
                 "task %s: %s on %s (%s), retrying in %.1f s",
@@ -245,21 +254,19 @@ class UpstreamStep:
         task: Task,
         worker_id: str,
         route: ModelRoute,
+        engine: RemoteEngine,
         state: dict[str, Any],
-        *,
-        before_job: bool,
     ) -> None:
-        """The route's breaker is open: a fallback, or wait for the trial."""
+        """The route's breaker is open before the job exists: a fallback, or wait for the
+        trial."""
         exc = UpstreamError(
             f"{route.id} is failing upstream (circuit open)",
-            code="upstream_unavailable",
+            code=UPSTREAM_UNAVAILABLE,
             retriable=True,
         )
-        if before_job and await self._fall_back(task, worker_id, route, state, exc):
+        if await self._fall_back(task, worker_id, route, state, exc):
             return
-        delay = max(
-            self._options.poll_seconds, float(self._catalog.health.retry_after(route.id) or 0)
-        )
+        delay = max(engine.poll_interval, float(self._catalog.health.retry_after(route.id) or 0))
         await self._park(task, worker_id, state, task.engine_task_id, delay, task.progress)
 
     async def _fall_back(
@@ -307,7 +314,7 @@ class UpstreamStep:
         return False
 
     async def _cancel_orphan(
-        self, engine: VendorEngine, job: UpstreamJob, request: GenerationRequest
+        self, engine: RemoteEngine, job: UpstreamJob, request: GenerationRequest
     ) -> None:
         try:
             await engine.cancel(job, request)
@@ -342,7 +349,7 @@ class UpstreamStep:
 
     # -- the result ------------------------------------------------------------------------
 
-    async def _download(self, engine: VendorEngine, url: str, workdir: Path) -> OutputFile:
+    async def _download(self, engine: RemoteEngine, url: str, workdir: Path) -> OutputFile:
         raw = workdir / "upstream-video"
         await engine.download(url, raw, self._options.download_policy)
         try:
@@ -435,14 +442,14 @@ def signed_input_url(options: UpstreamOptions, key: str | None) -> str | None:
     return options.public_url.rstrip("/") + str(options.signer.sign_path(key))
 
 
-async def cancel_upstream(catalog: Catalog, engines: Any, task: Task) -> None:
+async def cancel_upstream(catalog: Catalog, engines: EngineRegistry, task: Task) -> None:
     """Best effort: stop a cancelled task's job at its vendor (the vendor may bill it
     otherwise). Failures are logged, never raised."""
     if not task.engine_task_id:
         return
     route = catalog.get((task.upstream or {}).get("route") or task.model)
-    engine = engines.get(route.engine) if route else None
-    if route is None or not isinstance(engine, VendorEngine):
+    engine = engines.remote(route.engine) if route else None
+    if route is None or engine is None:
         return
     params = task.params
     request = GenerationRequest(

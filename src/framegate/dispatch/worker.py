@@ -7,7 +7,6 @@ import contextlib
 import logging
 import shutil
 import tempfile
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,7 +25,6 @@ from framegate.engines.base import (
     TaskCancelledError,
 )
 from framegate.engines.registry import EngineRegistry
-from framegate.engines.vendors.base import VendorEngine
 from framegate.kit.images import decode_image
 from framegate.kit.safe_fetch import FetchPolicy
 from framegate.models import Task, TaskType
@@ -67,7 +65,7 @@ class TaskRunner:
         self._max_image_pixels = max_image_pixels
         self._heartbeat_seconds = heartbeat_seconds
         self._upstream_options = upstream or UpstreamOptions(
-            poll_seconds=5.0, max_poll_seconds=30.0, download_policy=FetchPolicy()
+            max_poll_seconds=30.0, download_policy=FetchPolicy()
         )
         self._upstream = UpstreamStep(
             catalog=catalog, lifecycle=lifecycle, options=self._upstream_options
@@ -80,8 +78,9 @@ class TaskRunner:
 
     async def run(self, task: Task, worker_id: str) -> None:
         route = self.serving_route(task)
-        engine = self._engines.get(route.engine) if route else None
-        if route is None or engine is None:
+        remote = self._engines.remote(route.engine) if route else None
+        local = self._engines.local(route.engine) if route else None
+        if route is None or (remote is None and local is None):
             await self._lifecycle.fail(
                 task,
                 "model_unavailable",
@@ -100,13 +99,13 @@ class TaskRunner:
         try:
             workdir = await asyncio.to_thread(self._make_workdir, task.id)
             request = await self._request(task, route.settings)
-            if isinstance(engine, VendorEngine):
-                outputs = await self._upstream.run(task, worker_id, route, engine, request, workdir)
+            if local is not None:
+                result = await self._generate(local, request, workdir, state)
+            elif remote is not None:
+                outputs = await self._upstream.run(task, worker_id, route, remote, request, workdir)
                 if outputs is None:
                     return
                 result = GenerationResult(outputs)
-            else:
-                result = await self._generate(engine, request, workdir, state)
             if state.lost:
                 raise TaskCancelledError
             stored = await self._store(task, prefix, result)
@@ -241,6 +240,3 @@ class TaskRunner:
             await self._lifecycle.retry(task, exc.message, worker_id=worker_id)
             return
         await self._lifecycle.fail(task, exc.code, exc.message, worker_id=worker_id)
-
-
-TaskHandler = Callable[[Task, str], Awaitable[None]]

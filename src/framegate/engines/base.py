@@ -1,9 +1,14 @@
-"""The engine protocol: what every engine (preview, diffusers, vendors) implements.
+"""The engine contract: a local :class:`Engine` or a :class:`RemoteEngine`.
 
-The worker hands an engine a fully validated :class:`GenerationRequest`, a scratch
-directory, a progress callback and a cancellation check. The engine writes its output
-files into the scratch directory and returns a :class:`GenerationResult`; the worker
-stores the files and finalizes the task. Engines never touch the database.
+A local engine (preview, diffusers) is awaited: the worker hands it a fully validated
+:class:`GenerationRequest`, a scratch directory, a progress callback and a cancellation
+check; it writes its output files into the scratch directory and returns a
+:class:`GenerationResult`; the worker stores the files and finalizes the task.
+
+A remote engine (the upstream vendors) is polled: ``submit`` starts a job and returns an
+:class:`UpstreamJob`, each later claim of the parked task makes one ``poll``, and once the
+job succeeded ``download`` fetches the result (dispatch/upstream.py). The registry tells
+the two apart (:meth:`EngineRegistry.remote`). Engines never touch the database.
 """
 
 from __future__ import annotations
@@ -11,9 +16,12 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
 from PIL import Image
+
+if TYPE_CHECKING:
+    from framegate.kit.safe_fetch import FetchPolicy
 
 OutputKind = Literal["video", "image"]
 
@@ -79,6 +87,33 @@ class EngineError(Exception):
         self.retriable = retriable
 
 
+# framegate error codes for upstream failures.
+UPSTREAM_ERROR = "upstream_error"  # the vendor failed the job (or answered nonsense)
+UPSTREAM_TIMEOUT = "upstream_timeout"  # no answer in time / the job never finished
+UPSTREAM_RATE_LIMITED = "upstream_rate_limited"  # 429: retried later
+UPSTREAM_UNAVAILABLE = "upstream_unavailable"  # 5xx, connection errors: retried later
+UPSTREAM_AUTH = "upstream_auth"  # the operator's key was refused
+MODERATION_BLOCKED = "moderation_blocked"  # the vendor's safety filter refused it
+UPSTREAM_INVALID = "upstream_invalid_request"  # the vendor refused the parameters
+
+
+class UpstreamError(EngineError):
+    """A vendor call failed. ``retriable``: try again later (after ``retry_after`` s)."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        code: str = UPSTREAM_ERROR,
+        retriable: bool = False,
+        retry_after: float | None = None,
+        status_code: int | None = None,
+    ) -> None:
+        super().__init__(message, code=code, retriable=retriable)
+        self.retry_after = retry_after
+        self.status_code = status_code
+
+
 class TaskCancelledError(Exception):
     """Raised by an engine when the cancel check turned true mid-generation."""
 
@@ -100,4 +135,56 @@ class Engine(Protocol):
         cancelled: CancelCheck,
     ) -> GenerationResult:
         """Produce the outputs into ``workdir``; raise EngineError or TaskCancelledError."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class UpstreamJob:
+    """What ``submit`` returns and ``poll`` gets back: the vendor's id plus anything else
+    the engine needs to poll (an operation name, a status URL...). JSON-serialisable."""
+
+    id: str
+    data: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class UpstreamStatus:
+    """One poll's answer."""
+
+    state: Literal["pending", "succeeded", "failed"]
+    # 0..1 when the vendor reports progress.
+    progress: float | None = None
+    # On success: where the video is (downloaded by ``download``).
+    video_url: str | None = None
+    # On failure: what went wrong, with a framegate code.
+    error: UpstreamError | None = None
+    # The vendor's hint for the next poll, in seconds.
+    poll_after: float | None = None
+
+
+@runtime_checkable
+class RemoteEngine(Protocol):
+    """An engine whose work happens elsewhere: submitted once, then polled between parks.
+    Every call raises :class:`UpstreamError` (``retriable`` ones are tried again later)."""
+
+    name: str
+    # Seconds between polls when the vendor gives no hint (the poller backs off from it).
+    poll_interval: float
+
+    def is_available(self, settings: Mapping[str, Any]) -> bool: ...
+
+    async def submit(self, request: GenerationRequest) -> UpstreamJob:
+        """Start the job upstream."""
+        ...
+
+    async def poll(self, job: UpstreamJob, request: GenerationRequest) -> UpstreamStatus:
+        """One short status request."""
+        ...
+
+    async def cancel(self, job: UpstreamJob, request: GenerationRequest) -> None:
+        """Best effort: stop the job upstream (the task was cancelled)."""
+        ...
+
+    async def download(self, url: str, destination: Path, policy: FetchPolicy) -> None:
+        """Fetch the finished result into ``destination``."""
         ...

@@ -6,12 +6,11 @@ import asyncio
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from framegate.engines.base import Engine
+from framegate.engines.base import Engine, RemoteEngine
 from framegate.engines.preview import PreviewEngine
-from framegate.engines.vendors.base import VendorEngine
 
-# Local engines are awaited (generate); vendor engines are polled (submit/poll).
-AnyEngine = Engine | VendorEngine
+# Local engines are awaited (generate); remote ones (the vendors) are polled (submit/poll).
+AnyEngine = Engine | RemoteEngine
 
 if TYPE_CHECKING:
     from framegate.catalog.schemas import ModelRoute
@@ -20,10 +19,27 @@ if TYPE_CHECKING:
 
 class EngineRegistry:
     def __init__(self, engines: Iterable[AnyEngine]) -> None:
-        self._engines = {engine.name: engine for engine in engines}
+        self._engines: dict[str, AnyEngine] = {}
+        # Told apart once, by the protocol each implements: the worker dispatches on this.
+        self._remote: dict[str, RemoteEngine] = {}
+        self._local: dict[str, Engine] = {}
+        for engine in engines:
+            self._engines[engine.name] = engine
+            if isinstance(engine, RemoteEngine):
+                self._remote[engine.name] = engine
+            else:
+                self._local[engine.name] = engine
 
     def get(self, name: str) -> AnyEngine | None:
         return self._engines.get(name)
+
+    def remote(self, name: str) -> RemoteEngine | None:
+        """The engine called ``name`` when it is remote (submitted, then polled)."""
+        return self._remote.get(name)
+
+    def local(self, name: str) -> Engine | None:
+        """The engine called ``name`` when it is local (awaited)."""
+        return self._local.get(name)
 
     def is_available(self, name: str, settings: Mapping[str, Any]) -> bool:
         engine = self._engines.get(name)
@@ -37,10 +53,6 @@ class EngineRegistry:
         check = getattr(self._engines.get(route.engine), "check_route", None)
         if check is not None:
             check(route)
-
-    def is_remote(self, name: str) -> bool:
-        """Whether the engine is an upstream vendor (polled, never awaited)."""
-        return bool(getattr(self._engines.get(name), "remote", False))
 
     def refuse(self, route: ModelRoute, shape: Any) -> None:
         """Let the route's engine refuse a request it cannot serve (raises InvalidValue)."""

@@ -18,11 +18,11 @@ from python_multipart.multipart import parse_options_header
 from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from framegate.compat import render_for_path
 from framegate.db import transaction
 from framegate.exceptions import BadRequest, Conflict, FramegateError, InvalidValue
 from framegate.idempotency.repository import idempotency_repository
 from framegate.keys.middleware import optional_auth
+from framegate.kit.dialects import render_for_path
 from framegate.kit.ids import new_id
 from framegate.kit.time import as_utc, utcnow
 from framegate.models import IdempotencyKey

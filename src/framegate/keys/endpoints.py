@@ -53,7 +53,6 @@ async def create_key(
     created = await runtime.keys.create(
         session, auth.account.id, name=body.name, scopes=scopes, spend_cap=body.spend_cap
     )
-    await session.commit()
     return _with_secret(created.key, created.secret)
 
 
@@ -84,8 +83,6 @@ async def rotate_key(
     created = await runtime.keys.rotate(
         session, auth.account.id, key_id, by=auth, grace_seconds=grace
     )
-    await session.commit()
-    runtime.keys.forget_cached_keys()
     return _with_secret(created.key, created.secret)
 
 
@@ -100,8 +97,6 @@ async def revoke_key(
 ) -> KeyObject:
     """Revoke at once: the key answers 401 from now on."""
     key = await runtime.keys.revoke(session, auth.account.id, key_id, by=auth)
-    await session.commit()
-    runtime.keys.forget_cached_keys()
     return _view(key)
 
 

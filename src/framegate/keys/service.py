@@ -10,6 +10,7 @@ from datetime import timedelta
 from cachetools import TTLCache
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from framegate.db import after_commit
 from framegate.exceptions import Forbidden, InvalidValue, NotFound, Unauthorized
 from framegate.keys.repository import api_key_repository
 from framegate.keys.scopes import ALL_SCOPES, DEFAULT_SCOPES, has_scope
@@ -216,7 +217,7 @@ class APIKeyService:
         now = utcnow()
         if key.revoked_at is None or as_utc(key.revoked_at) > now:
             key.revoked_at = now
-        self.forget_cached_keys()
+        after_commit(session, self.forget_cached_keys)
         return key
 
     async def rotate(
@@ -240,7 +241,7 @@ class APIKeyService:
         )
         old.revoked_at = now + timedelta(seconds=grace_seconds)
         old.rotated_to_id = created.key.id
-        self.forget_cached_keys()
+        after_commit(session, self.forget_cached_keys)
         return created
 
     @staticmethod

@@ -8,6 +8,7 @@ from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from framegate.exceptions import PayloadTooLarge
+from framegate.kit.dialects import render_for_path
 
 # Per-path limits that replace ``max_bytes``; None leaves the path to the route. Uploads
 # stream their body to disk and refuse it past their own (larger) cap as it arrives, so a
@@ -79,8 +80,6 @@ class BodySizeLimitMiddleware:
         )
 
     async def _refuse(self, scope: Scope, send: Send, limit: int) -> None:
-        from framegate.compat import render_for_path
-
         error = self._error(limit)
         request_id = scope.get("state", {}).get("request_id")
         body = render_for_path(scope, error) or JSONResponse(

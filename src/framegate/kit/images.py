@@ -180,12 +180,30 @@ class DecodedImage:
         return self.image.size != (self.width, self.height)
 
 
+# The signatures of the formats framegate decodes: content type and file extension.
+_IMAGE_SIGNATURES: Final = (
+    (lambda head: head.startswith(b"\x89PNG\r\n\x1a\n"), "image/png", "png"),
+    (lambda head: head.startswith(b"\xff\xd8\xff"), "image/jpeg", "jpg"),
+    (lambda head: head[:4] == b"RIFF" and head[8:12] == b"WEBP", "image/webp", "webp"),
+)
+
+
+def image_type(head: bytes) -> tuple[str, str] | None:
+    """Content type and extension of a PNG, JPEG or WebP signature (the first bytes only
+    choose the decoder; decoding decides what a file is)."""
+    for matches, content_type, extension in _IMAGE_SIGNATURES:
+        if matches(head):
+            return content_type, extension
+    return None
+
+
+def image_media_type(head: bytes) -> str | None:
+    found = image_type(head)
+    return None if found is None else found[0]
+
+
 def _looks_like_allowed_format(data: bytes) -> bool:
-    return (
-        data.startswith(b"\x89PNG\r\n\x1a\n")
-        or data.startswith(b"\xff\xd8\xff")
-        or (data[:4] == b"RIFF" and data[8:12] == b"WEBP")
-    )
+    return image_type(data) is not None
 
 
 def _invalid_image(param: str) -> InvalidValue:

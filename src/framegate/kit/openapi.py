@@ -18,7 +18,6 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 from pydantic import BaseModel
 
-from framegate.compat import dialect_error_model, dialect_idempotency_header
 from framegate.exceptions import (
     BadRequest,
     Conflict,
@@ -31,6 +30,7 @@ from framegate.exceptions import (
     error_responses,
 )
 from framegate.idempotency.middleware import HEADER, MAX_KEY_LENGTH, SKIPPED_PATHS
+from framegate.kit.dialects import dialects
 from framegate.kit.responses import error_response
 from framegate.limits.service import RateLimited
 
@@ -181,7 +181,7 @@ def _use_error_envelope(path: str, operation: Operation, components: dict[str, A
     invalid = operation.get("responses", {}).get("422")
     content = (invalid or {}).get("content", {}).get("application/json", {})
     if invalid is not None and content.get("schema") == _FASTAPI_422:
-        model = dialect_error_model(path) or ErrorResponse
+        model = dialects.error_model(path) or ErrorResponse
         invalid["description"] = _described(422)
         invalid["content"] = {"application/json": {"schema": _ref(model)}}
         _add_model(components, model)
@@ -191,7 +191,7 @@ def _document_idempotency_keys(path: str, method: str, operation: Operation) -> 
     if not _reads_idempotency_key(path, method, operation):
         return
     names = [HEADER.decode().title()]
-    alias = dialect_idempotency_header(path)
+    alias = dialects.idempotency_header(path)
     if alias is not None:
         names.append(alias)
     parameters = operation.setdefault("parameters", [])
@@ -222,7 +222,7 @@ def _document_shared_errors(
     components: dict[str, Any],
 ) -> None:
     responses: dict[str, Any] = operation.setdefault("responses", {})
-    model = dialect_error_model(path) or ErrorResponse
+    model = dialects.error_model(path) or ErrorResponse
     for item in shared:
         if not item.applies(path, method, operation):
             continue

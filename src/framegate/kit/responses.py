@@ -5,8 +5,8 @@ from __future__ import annotations
 from starlette.responses import JSONResponse, Response
 from starlette.types import Scope, Send
 
-from framegate.compat import render_for_path
 from framegate.exceptions import FramegateError
+from framegate.kit.dialects import render_for_path
 
 
 def error_response(scope: Scope, error: FramegateError) -> Response:

@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from limits import RateLimitItemPerMinute
 from starlette.types import Scope
 
-from framegate.kit.safe_fetch import IPNetwork
+from framegate.kit.addresses import IPNetwork
 from framegate.limits.service import RateLimited
 from framegate.limits.window import retry_after_seconds, sliding_window_limiter
 

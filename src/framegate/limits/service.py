@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from limits import RateLimitItemPerMinute
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from framegate.db import after_commit
 from framegate.exceptions import FramegateError, PaymentRequired
 from framegate.keys.service import AuthContext
 from framegate.kit.time import utcnow
@@ -147,7 +148,7 @@ class LimitsService:
                 updated_at=utcnow(),
             ),
         )
-        self.forget_plans()
+        after_commit(session, self.forget_plans)
         return plan
 
     async def list_plans(self, session: AsyncSession) -> list[PlanLimits]:

@@ -19,7 +19,7 @@ from framegate.dependencies import (
     authorize,
     require_scope,
 )
-from framegate.exceptions import BadRequest, Conflict, NotFound, error_responses
+from framegate.exceptions import BadRequest, error_responses
 from framegate.keys.scopes import Scope
 from framegate.keys.service import AuthContext
 from framegate.kit.time import to_unix
@@ -59,8 +59,6 @@ async def create_video_task(
 ) -> TaskObject:
     """Queue a text-to-video or image-to-video task; credits are held until it ends."""
     task = await runtime.tasks.submit_video(session, auth, body)
-    await session.commit()
-    runtime.signals.task_queued()
     return runtime.tasks.to_object(task, absolute)
 
 
@@ -97,8 +95,8 @@ async def create_images(
 ) -> ImageGenerationResponse | JSONResponse:
     """Generate images and answer with their URLs (or 202 with the task if it runs long)."""
     task = await runtime.tasks.submit_image(session, auth, body)
+    # The task must be committed before waiting for a worker to run it.
     await session.commit()
-    runtime.signals.task_queued()
     task = await runtime.tasks.wait_until_finished(
         task, runtime.settings.image_sync_timeout_seconds
     )
@@ -195,16 +193,7 @@ async def cancel_task(
     held credits are released either way. A finished task answers 409."""
     task = await runtime.tasks.get(auth.account.id, task_id)
     auth.require(Scope.videos_write if task.type == "video.generation" else Scope.images_write)
-    cancelled = await runtime.lifecycle.cancel(auth.account.id, task_id)
-    if cancelled is None:
-        raise NotFound(f"No task {task_id!r}.", param="task_id", code="task_not_found")
-    if cancelled.status != TaskStatus.cancelled:
-        raise Conflict(
-            f"Task {task_id} is already {cancelled.status}; only queued or processing tasks "
-            "can be cancelled.",
-            code="task_not_cancellable",
-        )
-    runtime.cancel_upstream(cancelled)
+    cancelled = await runtime.tasks.cancel(auth.account.id, task_id)
     return runtime.tasks.to_object(cancelled, absolute)
 
 

@@ -12,10 +12,9 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from framegate.db import transaction
 from framegate.idempotency.repository import idempotency_repository
 from framegate.kit.time import utcnow
-from framegate.models import TaskStatus
-from framegate.storage.base import Storage, input_key, output_key
+from framegate.storage.base import Storage
 from framegate.tasks.repository import task_repository
-from framegate.tasks.signals import TaskSignals
+from framegate.tasks.service import TaskService
 from framegate.uploads.repository import upload_repository
 
 log = logging.getLogger(__name__)
@@ -29,13 +28,13 @@ class RetentionSweeper:
         sessionmaker: async_sessionmaker[AsyncSession],
         read_sessionmaker: async_sessionmaker[AsyncSession],
         storage: Storage,
-        signals: TaskSignals,
+        tasks: TaskService,
         interval_seconds: float,
     ) -> None:
         self._sessionmaker = sessionmaker
         self._read_sessionmaker = read_sessionmaker
         self._storage = storage
-        self._signals = signals
+        self._tasks = tasks
         self._interval = interval_seconds
         self._loop: asyncio.Task[None] | None = None
 
@@ -65,18 +64,8 @@ class RetentionSweeper:
             async with self._read_sessionmaker() as session:
                 expired = await task_repository.expired_outputs(session, now, _BATCH)
             for task in expired:
-                # Files first: a crash in between leaves a task to sweep again, never a
-                # task marked purged whose files remain.
-                await self._storage.delete_prefix(output_key(task.id, ""))
-                await self._storage.delete_prefix(input_key(task.id, ""))
                 async with transaction(self._sessionmaker) as session:
-                    await task_repository.compare_and_set(
-                        session,
-                        task.id,
-                        status=TaskStatus.completed,
-                        values={"purged_at": now},
-                    )
-                self._signals.task_changed(task.id)
+                    await self._tasks.purge_outputs(session, task)
                 purged += 1
             if len(expired) < _BATCH:
                 break

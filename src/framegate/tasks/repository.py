@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from framegate.models import Task, TaskStatus
+from framegate.models import Task, TaskStatus, TaskType
 
 
 class TaskRepository:
@@ -49,6 +49,27 @@ class TaskRepository:
             statement = statement.where(Task.type == task_type)
         statement = statement.order_by(Task.id.desc()).limit(limit)
         return list((await session.execute(statement)).scalars())
+
+    async def list_unpurged_videos(
+        self,
+        session: AsyncSession,
+        account_id: str,
+        *,
+        limit: int,
+        after: str | None,
+        order: Literal["asc", "desc"],
+    ) -> list[Task]:
+        """Video tasks whose files are not purged (the OpenAI dialect's videos), in id order
+        either way; the (account_id, id) index serves it."""
+        statement = select(Task).where(
+            Task.account_id == account_id,
+            Task.type == TaskType.video_generation,
+            Task.purged_at.is_(None),
+        )
+        if after:
+            statement = statement.where(Task.id > after if order == "asc" else Task.id < after)
+        statement = statement.order_by(Task.id.asc() if order == "asc" else Task.id.desc())
+        return list((await session.execute(statement.limit(limit))).scalars())
 
     async def next_queued_id(self, session: AsyncSession) -> str | None:
         statement = (

@@ -1,4 +1,9 @@
-"""The one task service every route family (native and compat) submits through."""
+"""The one task service every route family (native and compat) submits through.
+
+Methods that write take the request's session and never commit: the request's unit of work
+(``dependencies.get_session``) commits, and what may only follow a commit (waking the
+workers, evicting a cached task) is registered as an after-commit hook here. Reads of single
+tasks go through the task cache and its own read sessions (the polled path)."""
 
 from __future__ import annotations
 
@@ -6,26 +11,30 @@ import asyncio
 import math
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
+from pathlib import Path
+from typing import Any, Literal
 
 from cachetools import TLRUCache
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from framegate.catalog.service import Catalog, OutputPlan
 from framegate.credits.service import credit_service
-from framegate.exceptions import FramegateError, InvalidValue, NotFound
+from framegate.db import after_commit
+from framegate.exceptions import Conflict, FramegateError, InvalidValue, NotFound
 from framegate.keys.service import AuthContext
 from framegate.kit.ids import new_id
 from framegate.kit.images import image_decoding, intake_image, read_image_source
 from framegate.kit.safe_fetch import FetchPolicy, validate_url
-from framegate.kit.time import to_unix, utcnow
+from framegate.kit.time import as_utc, to_unix, utcnow
 from framegate.limits.service import LimitsService, PlanLimits
 from framegate.models import Task, TaskStatus, TaskType
-from framegate.storage.base import Storage, input_key
+from framegate.models.task import TERMINAL_STATUSES
+from framegate.storage.base import Storage, input_key, output_key
 from framegate.storage.signing import URLSigner
+from framegate.tasks.lifecycle import TaskLifecycle
 from framegate.tasks.repository import task_repository
 from framegate.tasks.schemas import (
     MAX_SEED,
@@ -54,6 +63,12 @@ class GenerationFailed(FramegateError):
     status_code = 502
     type = "api_error"
     code = "generation_failed"
+
+
+class TaskNotCancellable(Conflict):
+    """Only queued and processing tasks can be cancelled."""
+
+    code = "task_not_cancellable"
 
 
 @dataclass(slots=True)
@@ -93,6 +108,8 @@ class TaskService:
         default_deadline_seconds: float,
         read_sessionmaker: async_sessionmaker[AsyncSession],
         signals: TaskSignals,
+        lifecycle: TaskLifecycle,
+        cancel_upstream: Callable[[Task], Coroutine[Any, Any, None]],
         cache_seconds: float,
         signed_url_ttl_seconds: int,
         decode_concurrency: int | None = None,
@@ -102,6 +119,10 @@ class TaskService:
             # service that takes input images is where the settings reach it.
             image_decoding.configure(decode_concurrency)
         self._signals = signals
+        self._lifecycle = lifecycle
+        self._cancel_upstream = cancel_upstream
+        # Upstream cancels run in the background; kept here so they are not collected.
+        self._background: set[asyncio.Task[None]] = set()
         self._uploads = uploads
         self._limits = limits
         self._default_deadline_seconds = default_deadline_seconds
@@ -159,6 +180,7 @@ class TaskService:
 
     async def prepare_input_image(
         self,
+        session: AsyncSession,
         account_id: str,
         value: str | None,
         *,
@@ -170,7 +192,7 @@ class TaskService:
         if value is None:
             return None
         if value.startswith(UPLOAD_ID_PREFIX):
-            data = await self._uploads.image_bytes(account_id, value, param=param)
+            data = await self._uploads.image_bytes(session, account_id, value, param=param)
             description = value
         else:
             data = await read_image_source(value, policy=self._fetch_policy, param=param)
@@ -211,7 +233,7 @@ class TaskService:
         prepared = {}
         for field, value in images.items():
             image = await self.prepare_input_image(
-                auth.account.id, value, param=field, cover=(plan.width, plan.height)
+                session, auth.account.id, value, param=field, cover=(plan.width, plan.height)
             )
             if image is not None:
                 prepared[field] = image
@@ -330,7 +352,61 @@ class TaskService:
             if prepared:
                 await self._storage.delete_prefix(input_key(task.id, ""))
             raise
+        # A worker that woke before the commit would not find the task.
+        after_commit(session, self._signals.task_queued)
         return task
+
+    async def cancel(self, account_id: str, task_id: str) -> Task:
+        """Cancel this account's queued or processing task (its hold released, in the
+        lifecycle's own transaction) and stop its vendor job in the background. Raises
+        NotFound, or TaskNotCancellable for a finished task."""
+        cancelled = await self._lifecycle.cancel(account_id, task_id)
+        if cancelled is None:
+            raise NotFound(f"No task {task_id!r}.", param="task_id", code="task_not_found")
+        if cancelled.status != TaskStatus.cancelled:
+            raise TaskNotCancellable(
+                f"Task {task_id} is already {cancelled.status}; only queued or processing "
+                "tasks can be cancelled."
+            )
+        if cancelled.engine_task_id:
+            job = asyncio.create_task(self._cancel_upstream(cancelled))
+            self._background.add(job)
+            job.add_done_callback(self._background.discard)
+        return cancelled
+
+    async def purge_outputs(self, session: AsyncSession, task: Task) -> bool:
+        """Delete a finished task's stored files (outputs and inputs) and mark it purged:
+        what the retention sweeper does at the end of retention and a dialect's delete does
+        at once. Files first: a crash in between leaves files to delete again, never a
+        purged task whose files remain. Whether the task was marked (it is finished)."""
+        now = utcnow()
+        await self._storage.delete_prefix(output_key(task.id, ""))
+        await self._storage.delete_prefix(input_key(task.id, ""))
+        expires_at = task.expires_at
+        if expires_at is None or as_utc(expires_at) > now:
+            expires_at = now
+        marked = await task_repository.compare_and_set(
+            session,
+            task.id,
+            status=tuple(TERMINAL_STATUSES),
+            values={"purged_at": now, "expires_at": expires_at, "updated_at": now},
+        )
+        after_commit(session, lambda: self._signals.task_changed(task.id))
+        return marked
+
+    async def stored_file(self, key: str) -> Path | bytes:
+        """A task's stored file: its local path where storage keeps one, else its bytes."""
+        try:
+            path = self._storage.local_path(key)
+        except ValueError:
+            path = None
+        return path if path is not None else await self._storage.get_bytes(key)
+
+    async def stored_input(self, key: str) -> bytes | None:
+        """A task's stored input image (None once it is deleted)."""
+        if not await self._storage.exists(key):
+            return None
+        return await self._storage.get_bytes(key)
 
     async def get(self, account_id: str, task_id: str) -> Task:
         return (await self._entry(account_id, task_id)).task
@@ -408,6 +484,21 @@ class TaskService:
             status=status,
             model=model,
             task_type=task_type,
+        )
+        return rows[:limit], len(rows) > limit
+
+    async def list_videos(
+        self,
+        session: AsyncSession,
+        account_id: str,
+        *,
+        limit: int,
+        after: str | None,
+        order: Literal["asc", "desc"],
+    ) -> tuple[list[Task], bool]:
+        """The account's video tasks whose files are not purged, in either id order."""
+        rows = await task_repository.list_unpurged_videos(
+            session, account_id, limit=limit + 1, after=after, order=order
         )
         return rows[:limit], len(rows) > limit
 

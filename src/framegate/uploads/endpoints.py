@@ -92,7 +92,6 @@ async def create_upload(
         content_type=request.headers.get("content-type"),
         content_length=request.headers.get("content-length"),
     )
-    await session.commit()
     return _view(upload, runtime, absolute)
 
 

@@ -1,4 +1,5 @@
-"""Decide what an uploaded file is by decoding it, never by its declared type or name.
+"""Media decoding: what an uploaded file is (decided by decoding it, never by its declared
+type or name), and frames taken from a stored video (thumbnails, spritesheets).
 
 The first bytes only choose which decoder to try: an image must then decode with Pillow
 (PNG, JPEG or WebP, bombs refused), a video must open in its container's demuxer and
@@ -9,6 +10,8 @@ Both decode under the process's image decoding limit, an image reduced as it dec
 
 from __future__ import annotations
 
+import io
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
@@ -17,9 +20,10 @@ import av
 from av.container import InputContainer
 from av.video.frame import VideoFrame
 from av.video.stream import VideoStream
+from PIL import Image
 
 from framegate.exceptions import InvalidValue
-from framegate.kit.images import image_decoding, read_image
+from framegate.kit.images import image_decoding, image_type, read_image
 from framegate.uploads.receive import file_too_large
 from framegate.uploads.schemas import UploadKind
 
@@ -60,17 +64,6 @@ def unsupported(param: str, why: str = "") -> InvalidValue:
     )
 
 
-def _image_type(head: bytes) -> tuple[str, str] | None:
-    """Content type and extension when the signature is one Pillow will be asked to decode."""
-    if head.startswith(b"\x89PNG\r\n\x1a\n"):
-        return "image/png", "png"
-    if head.startswith(b"\xff\xd8\xff"):
-        return "image/jpeg", "jpg"
-    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
-        return "image/webp", "webp"
-    return None
-
-
 def _video_type(head: bytes) -> tuple[str, str, str] | None:
     """Demuxer, content type and extension for an MP4, MOV or WebM signature."""
     if head[4:8] == b"ftyp":
@@ -90,7 +83,7 @@ def identify(path: Path, size: int, *, limits: MediaLimits, param: str) -> Media
         raise InvalidValue(f"{param} is empty.", param=param, code="empty_file")
     with path.open("rb") as handle:
         head = handle.read(_HEAD_BYTES)
-    image = _image_type(head)
+    image = image_type(head)
     if image is not None:
         if size > limits.image_max_bytes:
             raise file_too_large(limits.image_max_bytes, "The image")
@@ -162,3 +155,45 @@ def _too_many_pixels(param: str, stream: VideoStream, max_pixels: int) -> Invali
         param=param,
         code="video_too_large",
     )
+
+
+def frame_grid(source: Path | bytes, *, count: int, columns: int, tile_width: int) -> bytes:
+    """``count`` frames spread evenly over a video, in a JPEG grid ``columns`` wide (a
+    spritesheet, or with one frame a thumbnail)."""
+    opened = str(source) if isinstance(source, Path) else io.BytesIO(source)
+    with av.open(opened, mode="r") as container:
+        stream = container.streams.video[0]
+        total = stream.frames
+        wanted = _spread(total, count) if total else None
+        picked: list[Image.Image] = []
+        for index, frame in enumerate(container.decode(stream)):
+            if wanted is None or index in wanted:
+                picked.append(_tile(frame.to_image(), tile_width))
+            if wanted is not None and len(picked) == len(wanted):
+                break
+    if wanted is None:  # the container did not say how many frames: pick among all
+        picked = [picked[i] for i in sorted(_spread(len(picked), count))]
+    if not picked:
+        raise ValueError("the video has no frames")
+    columns = min(columns, len(picked))
+    rows = math.ceil(len(picked) / columns)
+    width, height = picked[0].size
+    sheet = Image.new("RGB", (columns * width, rows * height))
+    for position, tile in enumerate(picked):
+        sheet.paste(tile, ((position % columns) * width, (position // columns) * height))
+    buffer = io.BytesIO()
+    sheet.save(buffer, format="JPEG", quality=85)
+    return buffer.getvalue()
+
+
+def _spread(total: int, count: int) -> set[int]:
+    if total <= count:
+        return set(range(total))
+    return {round(i * (total - 1) / (count - 1)) for i in range(count)} if count > 1 else {0}
+
+
+def _tile(image: Image.Image, width: int) -> Image.Image:
+    if image.width <= width:
+        return image.convert("RGB")
+    height = max(2, round(image.height * width / image.width))
+    return image.convert("RGB").resize((width, height), Image.Resampling.BILINEAR)

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from framegate.exceptions import InvalidValue, NotFound
 from framegate.kit.ids import new_id
@@ -59,8 +59,6 @@ class UploadService:
         self,
         *,
         storage: Storage,
-        sessionmaker: async_sessionmaker[AsyncSession],
-        read_sessionmaker: async_sessionmaker[AsyncSession],
         image_max_bytes: int,
         video_max_bytes: int,
         max_image_pixels: int,
@@ -68,8 +66,6 @@ class UploadService:
         scratch_dir: Path,
     ) -> None:
         self._storage = storage
-        self._sessionmaker = sessionmaker
-        self._read_sessionmaker = read_sessionmaker
         self._limits = MediaLimits(
             image_max_bytes=image_max_bytes,
             video_max_bytes=video_max_bytes,
@@ -221,10 +217,12 @@ class UploadService:
             raise NotFound(f"No upload {upload_id!r} in this account.", param="upload_id")
         return upload
 
-    async def image_bytes(self, account_id: str, upload_id: str, *, param: str) -> bytes:
-        """The stored bytes of this account's image upload, or a 4xx naming ``param``."""
-        async with self._read_sessionmaker() as session:
-            upload = await upload_repository.get(session, account_id, upload_id)
+    async def image_bytes(
+        self, session: AsyncSession, account_id: str, upload_id: str, *, param: str
+    ) -> bytes:
+        """The stored bytes of this account's image upload, or a 4xx naming ``param``; read
+        through the request's session, so an upload made in the same request is found."""
+        upload = await upload_repository.get(session, account_id, upload_id)
         if upload is None:
             raise InvalidValue(
                 f"{param}: no upload {upload_id!r} in this account. Upload the image with "

@@ -87,7 +87,6 @@ async def get_task_secret(
 ) -> TaskWebhookSecret:
     """The secret that signs deliveries to a task's own webhook_url (created on first use)."""
     secret = await runtime.webhooks.task_secret(session, auth.account.id)
-    await session.commit()
     return TaskWebhookSecret(secret=secret)
 
 
@@ -102,7 +101,6 @@ async def rotate_task_secret(
 ) -> TaskWebhookSecret:
     """Replace the task-webhook secret; every later delivery attempt is signed with the new one."""
     secret = await runtime.webhooks.rotate_task_secret(session, auth.account.id)
-    await session.commit()
     return TaskWebhookSecret(secret=secret)
 
 
@@ -122,7 +120,6 @@ async def create_endpoint(
     endpoint = await runtime.webhooks.create_endpoint(
         session, auth.account.id, url=body.url, description=body.description, events=body.events
     )
-    await session.commit()
     return _with_secret(endpoint)
 
 
@@ -176,7 +173,6 @@ async def update_endpoint(
         events=body.events,
         enabled=body.enabled,
     )
-    await session.commit()
     return _view(endpoint)
 
 
@@ -191,7 +187,6 @@ async def delete_endpoint(
 ) -> WebhookEndpointDeleted:
     """Delete the endpoint and its delivery history; pending deliveries are not sent."""
     await runtime.webhooks.delete_endpoint(session, auth.account.id, webhook_id)
-    await session.commit()
     return WebhookEndpointDeleted(id=webhook_id)
 
 
@@ -214,7 +209,6 @@ async def rotate_endpoint_secret(
     endpoint = await runtime.webhooks.rotate_endpoint_secret(
         session, auth.account.id, webhook_id, grace_seconds=rotation.grace_period_seconds
     )
-    await session.commit()
     return _with_secret(endpoint)
 
 
@@ -232,7 +226,6 @@ async def send_test_event(
     # Committed before the request goes out: no transaction waits on the receiver.
     await session.commit()
     delivery, outcome = await runtime.webhooks.send_test_event(session, pending)
-    await session.commit()
     return WebhookTestResult(
         succeeded=outcome.succeeded,
         status_code=outcome.status_code,

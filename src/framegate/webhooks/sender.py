@@ -7,11 +7,8 @@ The delivery job sends every attempt through here, and so does
 from __future__ import annotations
 
 import asyncio
-import email.utils
-import functools
 import json
 import math
-import ssl
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -21,41 +18,14 @@ import httpx
 from standardwebhooks import Webhook
 
 from framegate.exceptions import InvalidValue
+from framegate.kit.http import retry_after_seconds, tls_context
 from framegate.kit.safe_fetch import REDIRECT_STATUSES, FetchPolicy, pinned_request, validate_url
-from framegate.kit.time import as_utc, utcnow
+from framegate.kit.time import utcnow
 
 URL_REMEDY = "Use a publicly reachable https endpoint of your backend."
 # A claim outlives the send timeout by this much before another process may retry it.
 CLAIM_MARGIN_SECONDS = 60.0
-# A receiver cannot park a delivery for longer than this with Retry-After.
-_MAX_RETRY_AFTER_SECONDS = 24 * 3600.0
 _MAX_ERROR_CHARS = 500
-
-
-@functools.cache
-def _ssl_context() -> ssl.SSLContext:
-    # Built once: loading the CA bundle is the slow part, and the context is only read.
-    return httpx.create_ssl_context(trust_env=False)
-
-
-def retry_after_seconds(value: str | None, now: datetime) -> float | None:
-    """A ``Retry-After`` header (delay in seconds, or an HTTP date) as seconds from ``now``.
-
-    Honoured on 429 and 503 answers when it asks for a longer wait than the schedule."""
-    if not value or not value.strip():
-        return None
-    text = value.strip()
-    try:
-        seconds = float(text)
-    except ValueError:
-        try:
-            when = email.utils.parsedate_to_datetime(text)
-        except (TypeError, ValueError, IndexError):
-            return None
-        seconds = (as_utc(when) - now).total_seconds()
-    if not math.isfinite(seconds):
-        return None
-    return min(max(seconds, 0.0), _MAX_RETRY_AFTER_SECONDS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,7 +55,7 @@ def _classify(response: httpx.Response, url: str) -> Outcome:
         return Outcome(status_code=status, error=error, url=url)
     retry_after = None
     if status in (429, 503):
-        retry_after = retry_after_seconds(response.headers.get("retry-after"), utcnow())
+        retry_after = retry_after_seconds(response.headers.get("retry-after"))
     return Outcome(status_code=status, error=f"HTTP {status}", retry_after=retry_after, url=url)
 
 
@@ -131,7 +101,7 @@ async def send_event(
             parsed, ip = await validate_url(url, fetch_policy, param="url", remedy=URL_REMEDY)
             request = _signed_request(parsed, ip, delivery_id, secrets, body)
             async with httpx.AsyncClient(
-                verify=_ssl_context(), trust_env=False, follow_redirects=False, timeout=timeout
+                verify=tls_context(), trust_env=False, follow_redirects=False, timeout=timeout
             ) as client:
                 response = await client.send(request, stream=True)
                 await response.aclose()

@@ -25,6 +25,9 @@ def vendor_engines(settings: Settings) -> list[VendorEngine]:
     from framegate.engines.vendors.veo import VeoEngine
 
     common: dict[str, Any] = {"timeout": settings.vendor_timeout_seconds}
+    # Each vendor has its own default interval; the operator's setting, when given, wins.
+    if "vendor_poll_seconds" in settings.model_fields_set:
+        common["poll_interval"] = settings.vendor_poll_seconds
     return [
         VeoEngine(api_key=_secret(settings.veo_api_key), base_url=settings.veo_base_url, **common),
         RunwayEngine(
@@ -57,13 +60,3 @@ def vendor_engines(settings: Settings) -> list[VendorEngine]:
             **common,
         ),
     ]
-
-
-def vendor_routes() -> list[dict[str, Any]]:
-    """The vendors' built-in catalog routes."""
-    from framegate.engines.vendors import fal, kling, luma, pixverse, replicate, runway, veo
-
-    routes: list[dict[str, Any]] = []
-    for module in (veo, runway, luma, pixverse, kling, fal, replicate):
-        routes.extend(module.BUILTIN_ROUTES)
-    return routes

@@ -14,49 +14,51 @@ route's next fallback.
 
 from __future__ import annotations
 
-import base64
-import functools
-import io
-import ssl
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar
 
 import httpx
-from PIL import Image
 from pydantic import BaseModel, ValidationError
 
-from framegate.engines.base import EngineError, GenerationRequest
+from framegate.engines.base import (
+    MODERATION_BLOCKED,
+    UPSTREAM_AUTH,
+    UPSTREAM_ERROR,
+    UPSTREAM_INVALID,
+    UPSTREAM_RATE_LIMITED,
+    UPSTREAM_TIMEOUT,
+    UPSTREAM_UNAVAILABLE,
+    EngineError,
+    GenerationRequest,
+    UpstreamError,
+    UpstreamJob,
+    UpstreamStatus,
+)
 from framegate.exceptions import FramegateError
+from framegate.kit.http import retry_after_seconds, tls_context
 from framegate.kit.safe_fetch import FetchPolicy, fetch_to_file
 
-# framegate error codes for upstream failures.
-UPSTREAM_ERROR = "upstream_error"  # the vendor failed the job (or answered nonsense)
-UPSTREAM_TIMEOUT = "upstream_timeout"  # no answer in time / the job never finished
-UPSTREAM_RATE_LIMITED = "upstream_rate_limited"  # 429: retried later
-UPSTREAM_UNAVAILABLE = "upstream_unavailable"  # 5xx, connection errors: retried later
-UPSTREAM_AUTH = "upstream_auth"  # the operator's key was refused
-MODERATION_BLOCKED = "moderation_blocked"  # the vendor's safety filter refused it
-UPSTREAM_INVALID = "upstream_invalid_request"  # the vendor refused the parameters
-
-
-class UpstreamError(EngineError):
-    """A vendor call failed. ``retriable``: try again later (after ``retry_after`` s)."""
-
-    def __init__(
-        self,
-        message: str,
-        *,
-        code: str = UPSTREAM_ERROR,
-        retriable: bool = False,
-        retry_after: float | None = None,
-        status_code: int | None = None,
-    ) -> None:
-        super().__init__(message, code=code, retriable=retriable)
-        self.retry_after = retry_after
-        self.status_code = status_code
+# The contract types, for the vendor modules.
+__all__ = [
+    "MODERATION_BLOCKED",
+    "UPSTREAM_AUTH",
+    "UPSTREAM_ERROR",
+    "UPSTREAM_INVALID",
+    "UPSTREAM_RATE_LIMITED",
+    "UPSTREAM_TIMEOUT",
+    "UPSTREAM_UNAVAILABLE",
+    "UpstreamError",
+    "UpstreamJob",
+    "UpstreamStatus",
+    "VendorEngine",
+    "VendorShape",
+    "classify_status",
+    "rate_limited",
+    "unavailable",
+]
 
 
 def rate_limited(message: str, retry_after: float | None = None) -> UpstreamError:
@@ -75,50 +77,15 @@ def unavailable(message: str, status_code: int | None = None) -> UpstreamError:
     )
 
 
-def retry_after_seconds(headers: Mapping[str, str]) -> float | None:
-    """``Retry-After`` as seconds (delta form only; dates are treated as absent)."""
-    value = headers.get("retry-after")
-    if value is None:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        return None
-
-
 def classify_status(status_code: int, message: str, headers: Mapping[str, str]) -> UpstreamError:
     """The usual mapping of an HTTP error status to an UpstreamError."""
     if status_code == 429:
-        return rate_limited(message, retry_after_seconds(headers))
+        return rate_limited(message, retry_after_seconds(headers.get("retry-after")))
     if status_code >= 500 or status_code == 408:
         return unavailable(message, status_code)
     if status_code in (401, 403):
         return UpstreamError(message, code=UPSTREAM_AUTH, status_code=status_code)
     return UpstreamError(message, code=UPSTREAM_INVALID, status_code=status_code)
-
-
-@dataclass(frozen=True, slots=True)
-class UpstreamJob:
-    """What ``submit`` returns and ``poll`` gets back: the vendor's id plus anything else
-    the engine needs to poll (an operation name, a status URL...). JSON-serialisable."""
-
-    id: str
-    data: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass(frozen=True, slots=True)
-class UpstreamStatus:
-    """One poll's answer."""
-
-    state: Literal["pending", "succeeded", "failed"]
-    # 0..1 when the vendor reports progress.
-    progress: float | None = None
-    # On success: where the video is (downloaded by ``download``).
-    video_url: str | None = None
-    # On failure: what went wrong, with a framegate code.
-    error: UpstreamError | None = None
-    # The vendor's hint for the next poll, in seconds.
-    poll_after: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,9 +109,7 @@ class VendorEngine(ABC):
     """Base of the vendor engines. Subclasses set ``name`` and ``settings_model`` and
     implement ``submit``, ``poll`` (and ``refuse`` for what they cannot do)."""
 
-    name: ClassVar[str]
-    # Vendor engines are polled, not awaited: the worker checks this flag.
-    remote: ClassVar[bool] = True
+    name: str
     # The pydantic model of a route's ``settings`` (e.g. the vendor's model name).
     settings_model: ClassVar[type[BaseModel]]
     # Seconds between polls when the vendor gives no hint.
@@ -220,26 +185,7 @@ class VendorEngine(ABC):
         options: dict[str, Any] = {
             "timeout": self.timeout,
             "base_url": self.base_url,
-            "verify": _tls_context(),
+            "verify": tls_context(),
         }
         options.update(kwargs)
         return httpx.AsyncClient(**options)
-
-
-@functools.cache
-def _tls_context() -> ssl.SSLContext:
-    """One TLS context for every vendor client (loading the CA bundle takes ~50 ms)."""
-    return ssl.create_default_context()
-
-
-def image_bytes(image: Image.Image, format: str = "PNG") -> bytes:
-    """``image`` (an input image, already reduced to the output's size when the task was
-    submitted) encoded for a vendor's request."""
-    buffer = io.BytesIO()
-    (image if image.mode == "RGB" else image.convert("RGB")).save(buffer, format=format)
-    return buffer.getvalue()
-
-
-def image_data_uri(image: Image.Image, format: str = "PNG") -> str:
-    mime = "image/png" if format == "PNG" else "image/jpeg"
-    return f"data:{mime};base64,{base64.b64encode(image_bytes(image, format)).decode()}"

@@ -47,9 +47,9 @@ from framegate.engines.vendors.base import (
     VendorEngine,
     VendorShape,
     classify_status,
-    image_data_uri,
     unavailable,
 )
+from framegate.engines.vendors.kit import capped_data_uri
 from framegate.exceptions import InvalidValue
 from framegate.kit.safe_fetch import USER_AGENT
 
@@ -163,7 +163,12 @@ class FalEngine(VendorEngine):
             api_key=key,
             base_url=settings.fal_base_url,
             timeout=settings.vendor_timeout_seconds,
-            poll_interval=settings.vendor_poll_seconds,
+            # fal's own interval unless the operator set one for every vendor.
+            poll_interval=(
+                settings.vendor_poll_seconds
+                if "vendor_poll_seconds" in settings.model_fields_set
+                else None
+            ),
         )
 
     # -- catalog -------------------------------------------------------------------------
@@ -411,8 +416,7 @@ class FalEngine(VendorEngine):
 def _image_input(image: Image.Image) -> str:
     """A data URI (fal apps take one wherever they take an image URL): lossless PNG, or
     JPEG when the PNG would make a very large request body (large photos)."""
-    uri = image_data_uri(image, "PNG")
-    return uri if len(uri) <= _MAX_PNG_URI else image_data_uri(image, "JPEG")
+    return capped_data_uri(image, _MAX_PNG_URI)
 
 
 def _format_duration(seconds: int, style: str) -> Any:
@@ -486,72 +490,3 @@ _WAN_CAPABILITIES = {
     "default_size": "1280x720",
     "size_multiple": 16,
 }
-
-BUILTIN_ROUTES: list[dict[str, Any]] = [
-    {
-        "id": "fal:fal-ai/kling-video/v2.1/master/text-to-video",
-        "name": "Kling 2.1 Master text-to-video (fal)",
-        "description": "Kling 2.1 Master through fal.ai: 5 or 10 s 1080p clips from a prompt.",
-        "kind": "video",
-        "engine": "fal",
-        "settings": {
-            "app": "fal-ai/kling-video/v2.1/master/text-to-video",
-            "inputs": {"duration": "duration", "negative_prompt": "negative_prompt"},
-            "sizes": _KLING_SIZES,
-            "durations": [5, 10],
-            "duration_format": "string",
-            "fps": 24,
-        },
-        "capabilities": {
-            "text_to_video": True,
-            "min_duration": 5,
-            "max_duration": 10,
-            "default_duration": 5,
-            "min_fps": 24,
-            "max_fps": 24,
-            "default_fps": 24,
-            "sizes": list(_KLING_SIZES),
-            "default_size": "1920x1080",
-            "size_multiple": 8,
-        },
-        "pricing": {"unit": "second", "credits": {"1080p": 28}},
-        "speed": {"base_seconds": 120.0, "seconds_per_megapixel_frame": 0.5},
-    },
-    {
-        "id": "fal:fal-ai/wan-i2v",
-        "name": "Wan 2.1 image-to-video (fal)",
-        "description": "Wan 2.1 14B through fal.ai: animates an image at 480p or 720p.",
-        "kind": "video",
-        "engine": "fal",
-        "settings": {
-            "app": "fal-ai/wan-i2v",
-            "inputs": {"image": "image_url", **_WAN_INPUTS},
-            "sizes": _WAN_SIZES,
-            "frames": [81, 100],
-        },
-        "capabilities": {"image_to_video": True, **_WAN_CAPABILITIES},
-        "pricing": {"unit": "clip", "credits": {"480p": 20, "720p": 40}},
-        "speed": {"base_seconds": 60.0, "seconds_per_megapixel_frame": 1.0},
-    },
-    {
-        "id": "fal:fal-ai/wan-flf2v",
-        "name": "Wan 2.1 first-last-frame-to-video (fal)",
-        "description": "Wan 2.1 FLF2V through fal.ai: a clip bridging a first and a last frame.",
-        "kind": "video",
-        "engine": "fal",
-        "settings": {
-            "app": "fal-ai/wan-flf2v",
-            "inputs": {"image": "start_image_url", "last_image": "end_image_url", **_WAN_INPUTS},
-            "sizes": _WAN_SIZES,
-            "frames": [81, 100],
-        },
-        "capabilities": {
-            "image_to_video": True,
-            "first_last_frame": True,
-            "last_image_required": True,
-            **_WAN_CAPABILITIES,
-        },
-        "pricing": {"unit": "clip", "credits": {"480p": 20, "720p": 40}},
-        "speed": {"base_seconds": 60.0, "seconds_per_megapixel_frame": 1.0},
-    },
-]

@@ -28,9 +28,9 @@ from framegate.engines.vendors.base import (
     VendorEngine,
     VendorShape,
     classify_status,
-    image_data_uri,
     unavailable,
 )
+from framegate.engines.vendors.kit import image_data_uri
 from framegate.exceptions import InvalidValue, PayloadTooLarge
 from framegate.kit.safe_fetch import FetchPolicy, save_capped
 

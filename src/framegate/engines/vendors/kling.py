@@ -27,8 +27,6 @@ before they are sent. Kling takes no seed and makes 5 or 10 s clips at 24 fps.
 from __future__ import annotations
 
 import asyncio
-import base64
-import io
 import math
 import time
 import urllib.parse
@@ -38,7 +36,7 @@ from typing import Any, Literal
 
 import httpx
 import jwt
-from PIL import Image, ImageOps
+from PIL import Image
 from pydantic import BaseModel, ConfigDict, Field
 
 from framegate.engines.base import GenerationRequest
@@ -55,10 +53,11 @@ from framegate.engines.vendors.base import (
     VendorShape,
     classify_status,
     rate_limited,
-    retry_after_seconds,
     unavailable,
 )
+from framegate.engines.vendors.kit import as_base64, encode_image, fit_image
 from framegate.exceptions import InvalidValue
+from framegate.kit.http import retry_after_seconds
 
 DEFAULT_BASE_URL = "https://api-singapore.klingai.com"
 
@@ -156,10 +155,7 @@ def aspect_ratio_for(width: int, height: int) -> str:
 def fitted_base64(image: Image.Image, width: int, height: int) -> str:
     """The image centre-cropped and resized to width x height, as bare base64 JPEG (Kling
     wants no ``data:`` prefix; JPEG keeps a 1080p frame far under its 10 MB cap)."""
-    fitted = ImageOps.fit(image.convert("RGB"), (width, height), Image.Resampling.LANCZOS)
-    buffer = io.BytesIO()
-    fitted.save(buffer, format="JPEG", quality=95)
-    return base64.b64encode(buffer.getvalue()).decode("ascii")
+    return as_base64(encode_image(fit_image(image, width, height), "JPEG", quality=95))
 
 
 class KlingEngine(VendorEngine):
@@ -413,7 +409,7 @@ class KlingEngine(VendorEngine):
         if code == 1301:
             return UpstreamError(detail, code=MODERATION_BLOCKED, status_code=status)
         if code in (1302, 1303):
-            return rate_limited(detail, retry_after_seconds(response.headers))
+            return rate_limited(detail, retry_after_seconds(response.headers.get("retry-after")))
         if 1200 <= code <= 1203 or code == 1300:
             return UpstreamError(detail, code=UPSTREAM_INVALID, status_code=status)
         if 5000 <= code <= 5002:
@@ -441,98 +437,3 @@ def _first_video_url(data: Mapping[str, Any]) -> str | None:
         if isinstance(video, dict) and isinstance(video.get("url"), str) and video["url"]:
             return str(video["url"])
     return None
-
-
-def _route(
-    route_id: str,
-    name: str,
-    description: str,
-    settings: dict[str, Any],
-    *,
-    t2v: bool,
-    i2v: bool,
-    first_last: bool,
-    credits_per_second: int,
-    base_seconds: float,
-) -> dict[str, Any]:
-    config = KlingSettings.model_validate(settings)
-    tier = output_tier(config)
-    sizes = list(SIZES[tier])
-    return {
-        "id": route_id,
-        "name": name,
-        "description": description,
-        "kind": "video",
-        "engine": "kling",
-        "settings": settings,
-        "capabilities": {
-            "text_to_video": t2v,
-            "image_to_video": i2v,
-            "first_last_frame": first_last,
-            "last_image_required": False,
-            "min_duration": min(DURATIONS),
-            "max_duration": max(DURATIONS),
-            "default_duration": min(DURATIONS),
-            "min_fps": FPS,
-            "max_fps": FPS,
-            "default_fps": FPS,
-            "sizes": sizes,
-            "default_size": sizes[0],
-            "size_multiple": 8,
-        },
-        # Placeholder prices: operators set their own.
-        "pricing": {"unit": "second", "credits": {tier: credits_per_second}},
-        "speed": {"base_seconds": base_seconds, "seconds_per_megapixel_frame": 0.5},
-    }
-
-
-BUILTIN_ROUTES: list[dict[str, Any]] = [
-    _route(
-        "kling-v2",
-        "Kling 2.0 Master",
-        "Kling AI's Kling 2.0 Master (kling-v2-master): text- and image-to-video, 720p, "
-        "5 or 10 s. Runs on Kling's servers with the operator's keys.",
-        {"model_name": "kling-v2-master", "mode": "std"},
-        t2v=True,
-        i2v=True,
-        first_last=False,
-        credits_per_second=28,
-        base_seconds=180.0,
-    ),
-    _route(
-        "kling-v2.1",
-        "Kling 2.1 Standard",
-        "Kling AI's Kling 2.1 (kling-v2-1, std mode): image-to-video, 720p, 5 or 10 s. "
-        "Runs on Kling's servers with the operator's keys.",
-        {"model_name": "kling-v2-1", "mode": "std"},
-        t2v=False,
-        i2v=True,
-        first_last=False,
-        credits_per_second=6,
-        base_seconds=90.0,
-    ),
-    _route(
-        "kling-v2.1-pro",
-        "Kling 2.1 Pro",
-        "Kling AI's Kling 2.1 (kling-v2-1, pro mode): image-to-video with an optional last "
-        "frame, 1080p, 5 or 10 s. Runs on Kling's servers with the operator's keys.",
-        {"model_name": "kling-v2-1", "mode": "pro"},
-        t2v=False,
-        i2v=True,
-        first_last=True,
-        credits_per_second=10,
-        base_seconds=150.0,
-    ),
-    _route(
-        "kling-v2.1-master",
-        "Kling 2.1 Master",
-        "Kling AI's Kling 2.1 Master (kling-v2-1-master): text- and image-to-video, 1080p, "
-        "5 or 10 s. Runs on Kling's servers with the operator's keys.",
-        {"model_name": "kling-v2-1-master"},
-        t2v=True,
-        i2v=True,
-        first_last=False,
-        credits_per_second=28,
-        base_seconds=240.0,
-    ),
-]

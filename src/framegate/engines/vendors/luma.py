@@ -110,7 +110,7 @@ def _detail(body: object) -> str:
 class LumaEngine(VendorEngine):
     """Luma Dream Machine: text-to-video, first frame and/or last frame by URL."""
 
-    name: ClassVar[str] = "luma"
+    name = "luma"
     settings_model: ClassVar[type[BaseModel]] = LumaSettings
     default_poll_interval: ClassVar[float] = 5.0
 
@@ -303,34 +303,3 @@ _DESCRIPTION = (
     "first+last-frame clips of 5 or 9 seconds at 24 fps. Images are sent by URL "
     "(needs FRAMEGATE_PUBLIC_URL); no negative prompt or seed."
 )
-
-# 540p sizes are left out of the built-in list: the catalog's tiers are 480p/720p/1080p, so a
-# 540p size would fall in the 720p tier (priced and picked as 720p). The engine renders them
-# if an operator's route lists them (e.g. _sizes_of("540p")).
-BUILTIN_ROUTES: list[dict[str, Any]] = [
-    {
-        "id": "luma-ray-2",
-        "name": "Luma Ray 2",
-        "description": _DESCRIPTION,
-        "kind": "video",
-        "engine": "luma",
-        "settings": {"model": "ray-2"},
-        "capabilities": {
-            "text_to_video": True,
-            "image_to_video": True,
-            "first_last_frame": True,
-            "last_image_required": False,
-            "min_duration": 5,
-            "max_duration": 9,
-            "default_duration": 5,
-            "min_fps": FPS,
-            "max_fps": FPS,
-            "default_fps": FPS,
-            "sizes": _sizes_of("720p", "1080p"),
-            "default_size": "1280x720",
-            "size_multiple": 2,
-        },
-        "pricing": {"unit": "second", "credits": {"720p": 14, "1080p": 32}},
-        "speed": {"base_seconds": 60.0, "seconds_per_megapixel_frame": 0.5},
-    },
-]

@@ -24,14 +24,13 @@ centre-cropped to the requested size's aspect ratio before the upload.
 
 from __future__ import annotations
 
-import io
 import json
 import uuid
 from collections.abc import Mapping
 from typing import Any, ClassVar, Literal
 
 import httpx
-from PIL import Image, ImageOps
+from PIL import Image
 from pydantic import BaseModel, ConfigDict, Field
 
 from framegate.engines.base import GenerationRequest
@@ -48,10 +47,11 @@ from framegate.engines.vendors.base import (
     VendorShape,
     classify_status,
     rate_limited,
-    retry_after_seconds,
     unavailable,
 )
+from framegate.engines.vendors.kit import encode_image, fit_image
 from framegate.exceptions import InvalidValue
+from framegate.kit.http import retry_after_seconds
 
 DEFAULT_BASE_URL = "https://app-api.pixverse.ai"
 
@@ -141,7 +141,7 @@ class PixVerseSettings(BaseModel):
 
 
 class PixVerseEngine(VendorEngine):
-    name: ClassVar[str] = "pixverse"
+    name = "pixverse"
     settings_model: ClassVar[type[BaseModel]] = PixVerseSettings
     default_poll_interval: ClassVar[float] = 5.0
 
@@ -445,7 +445,7 @@ def _classify_err_code(code: int, message: str, headers: Mapping[str, str]) -> U
     if code in ERR_MODERATION:
         return UpstreamError(message, code=MODERATION_BLOCKED)
     if code == ERR_CONCURRENCY:
-        hint = retry_after_seconds(headers)
+        hint = retry_after_seconds(headers.get("retry-after"))
         return rate_limited(message, CONCURRENCY_RETRY_AFTER if hint is None else hint)
     if code in ERR_UNAVAILABLE:
         return unavailable(message)
@@ -468,56 +468,4 @@ def _frame_for_upload(image: Image.Image, width: int, height: int) -> bytes:
     if longest > MAX_IMAGE_SIDE:
         target_w = max(1, target_w * MAX_IMAGE_SIDE // longest)
         target_h = max(1, target_h * MAX_IMAGE_SIDE // longest)
-    framed = ImageOps.fit(rgb, (target_w, target_h), method=Image.Resampling.LANCZOS)
-    buffer = io.BytesIO()
-    framed.save(buffer, format="JPEG", quality=95)
-    return buffer.getvalue()
-
-
-def _route(
-    route_id: str,
-    name: str,
-    description: str,
-    settings: dict[str, Any],
-    credits: dict[str, int],
-) -> dict[str, Any]:
-    return {
-        "id": route_id,
-        "name": name,
-        "description": description,
-        "kind": "video",
-        "engine": PixVerseEngine.name,
-        "settings": settings,
-        "capabilities": {
-            "text_to_video": True,
-            "image_to_video": True,
-            "first_last_frame": True,
-            "min_duration": min(DURATIONS),
-            "max_duration": max(DURATIONS),
-            "default_duration": 5,
-            "min_fps": PIXVERSE_FPS,
-            "max_fps": PIXVERSE_FPS,
-            "default_fps": PIXVERSE_FPS,
-            "sizes": list(PIXVERSE_SIZES),
-            "default_size": "1280x720",
-            "size_multiple": 2,
-        },
-        # Placeholder prices (credits per second) by framegate tier: 360p bills as 480p,
-        # 540p and 720p as 720p.
-        "pricing": {"unit": "second", "credits": credits},
-        # About 35 s for 5 s at 720p and 75 s at 1080p.
-        "speed": {"base_seconds": 5.0, "seconds_per_megapixel_frame": 0.28},
-    }
-
-
-BUILTIN_ROUTES: list[dict[str, Any]] = [
-    _route(
-        "pixverse-v5",
-        "PixVerse V5",
-        "PixVerse V5 through the PixVerse Platform API (the operator's key): text-to-video, "
-        "image-to-video and first+last-frame transitions; 360p to 1080p in 16:9, 4:3, 1:1, "
-        "3:4 and 9:16; 5 or 8 s clips (1080p: 5 s).",
-        {"model": "v5", "motion_mode": "normal"},
-        {"480p": 6, "720p": 9, "1080p": 18},
-    ),
-]
+    return encode_image(fit_image(rgb, target_w, target_h), "JPEG", quality=95)

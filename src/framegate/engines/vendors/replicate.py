@@ -24,8 +24,6 @@ models make a video of the first frame's shape.
 
 from __future__ import annotations
 
-import base64
-import io
 import math
 import re
 from collections.abc import Awaitable, Callable, Mapping
@@ -33,7 +31,7 @@ from typing import Any, ClassVar, TypeVar
 
 import httpx
 import replicate
-from PIL import Image, ImageOps
+from PIL import Image
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from replicate.exceptions import ReplicateError
 from replicate.prediction import Prediction
@@ -52,15 +50,16 @@ from framegate.engines.vendors.base import (
     VendorShape,
     classify_status,
     rate_limited,
-    retry_after_seconds,
     unavailable,
 )
+from framegate.engines.vendors.kit import capped_data_uri, data_uri_chars, fit_image
 from framegate.exceptions import InvalidValue
+from framegate.kit.http import retry_after_seconds
 
 T = TypeVar("T")
 
 # Replicate recommends data URIs only for files under 1 MB.
-MAX_DATA_URI_BYTES = 1_000_000
+MAX_DATA_URI = data_uri_chars(1_000_000)
 _SIZE_RE = re.compile(r"^(\d+)x(\d+)$")
 _MODEL_RE = r"^[a-z0-9][a-z0-9._-]*/[a-z0-9][a-z0-9._-]*$"
 _VERSION_RE = r"^([a-z0-9][a-z0-9._-]*/[a-z0-9][a-z0-9._-]*:)?[0-9a-f]{64}$"
@@ -387,7 +386,7 @@ class ReplicateEngine(VendorEngine):
 
 def throttle_delay(detail: str, headers: Mapping[str, str]) -> float | None:
     """Seconds to wait after a 429: Retry-After, else the delay the message states."""
-    delay = retry_after_seconds(headers)
+    delay = retry_after_seconds(headers.get("retry-after"))
     if delay is not None:
         return delay
     match = _THROTTLE_RE.search(detail)
@@ -416,110 +415,6 @@ def _frame_uri(image: Image.Image, request: GenerationRequest) -> str:
     """The image cropped to the requested frame, as a PNG data URI (a JPEG one when the PNG
     is over Replicate's 1 MB recommendation)."""
     frame = image.convert("RGB")
-    size = (request.width, request.height)
-    if request.width > 0 and request.height > 0 and frame.size != size:
-        frame = ImageOps.fit(frame, size, method=Image.Resampling.LANCZOS)
-    data = _encode(frame, "PNG")
-    mime = "image/png"
-    if len(data) > MAX_DATA_URI_BYTES:
-        data = _encode(frame, "JPEG", quality=95)
-        mime = "image/jpeg"
-        if len(data) > MAX_DATA_URI_BYTES:
-            data = _encode(frame, "JPEG", quality=80)
-    return f"data:{mime};base64,{base64.b64encode(data).decode()}"
-
-
-def _encode(image: Image.Image, fmt: str, **options: Any) -> bytes:
-    buffer = io.BytesIO()
-    image.save(buffer, format=fmt, **options)
-    return buffer.getvalue()
-
-
-def _route(
-    route_id: str,
-    name: str,
-    description: str,
-    settings: dict[str, Any],
-    capabilities: dict[str, Any],
-    pricing: dict[str, Any],
-    speed: dict[str, float],
-) -> dict[str, Any]:
-    return {
-        "id": route_id,
-        "name": name,
-        "description": description,
-        "kind": "video",
-        "engine": "replicate",
-        "settings": settings,
-        "capabilities": capabilities,
-        "pricing": pricing,
-        "speed": speed,
-    }
-
-
-# Catalog routes for Replicate (available once FRAMEGATE_REPLICATE_API_TOKEN is set).
-# Prices are placeholders in framegate credits.
-BUILTIN_ROUTES: list[dict[str, Any]] = [
-    _route(
-        "replicate:wavespeedai/wan-2.1-t2v-480p",
-        "Wan 2.1 T2V 480p (Replicate)",
-        "Wan 2.1 14B text-to-video at 480p, accelerated by WaveSpeedAI, on Replicate: "
-        "81 to 97 frames at 8 to 24 fps (5 s at 16 fps by default).",
-        {
-            "model": "wavespeedai/wan-2.1-t2v-480p",
-            "inputs": {
-                "prompt": "prompt",
-                "seed": "seed",
-                "fps": "frames_per_second",
-                "num_frames": "num_frames",
-            },
-            "sizes": {
-                "832x480": {"aspect_ratio": "16:9"},
-                "480x832": {"aspect_ratio": "9:16"},
-            },
-            "frame_range": [81, 100],
-        },
-        {
-            "text_to_video": True,
-            "min_duration": 4,
-            "max_duration": 12,
-            "default_duration": 5,
-            "min_fps": 8,
-            "max_fps": 24,
-            "default_fps": 16,
-            "frame_step": 4,
-            "max_frames": 97,
-            "sizes": ["832x480", "480x832"],
-            "default_size": "832x480",
-            "size_multiple": 16,
-        },
-        {"unit": "clip", "credits": {"480p": 9}},
-        {"base_seconds": 40.0, "seconds_per_megapixel_frame": 0.3},
-    ),
-    _route(
-        "replicate:minimax/video-01",
-        "MiniMax Hailuo video-01 (Replicate)",
-        "MiniMax video-01 (Hailuo) on Replicate: 6 s 720p clips at 25 fps from a prompt, "
-        "optionally starting from an image (first_frame_image).",
-        {
-            "model": "minimax/video-01",
-            "inputs": {"prompt": "prompt", "input_image": "first_frame_image"},
-            "sizes": {"1280x720": {}},
-        },
-        {
-            "text_to_video": True,
-            "image_to_video": True,
-            "min_duration": 6,
-            "max_duration": 6,
-            "default_duration": 6,
-            "min_fps": 25,
-            "max_fps": 25,
-            "default_fps": 25,
-            "sizes": ["1280x720"],
-            "default_size": "1280x720",
-            "size_multiple": 16,
-        },
-        {"unit": "clip", "credits": {"720p": 50}},
-        {"base_seconds": 180.0, "seconds_per_megapixel_frame": 0.2},
-    ),
-]
+    if request.width > 0 and request.height > 0 and frame.size != (request.width, request.height):
+        frame = fit_image(frame, request.width, request.height)
+    return capped_data_uri(frame, MAX_DATA_URI, jpeg_qualities=(95, 80))

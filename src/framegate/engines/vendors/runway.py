@@ -34,9 +34,9 @@ from framegate.engines.vendors.base import (
     VendorEngine,
     VendorShape,
     classify_status,
-    image_data_uri,
     unavailable,
 )
+from framegate.engines.vendors.kit import capped_data_uri
 from framegate.exceptions import InvalidValue
 
 logger = logging.getLogger(__name__)
@@ -138,16 +138,7 @@ def _prompt_units(text: str) -> int:
 
 def _image_uri(image: Image.Image) -> str:
     """The image as a data URI under Runway's 5 MB limit: PNG, else JPEG, else smaller."""
-    uri = image_data_uri(image, "PNG")
-    if len(uri) < MAX_DATA_URI:
-        return uri
-    current = image.convert("RGB")
-    while True:
-        uri = image_data_uri(current, "JPEG")
-        if len(uri) < MAX_DATA_URI or min(current.size) <= 64:
-            return uri
-        width, height = current.size
-        current = current.resize((max(1, width * 3 // 4), max(1, height * 3 // 4)))
+    return capped_data_uri(image, MAX_DATA_URI - 1, shrink=True)
 
 
 class RunwayEngine(VendorEngine):
@@ -392,63 +383,3 @@ def _describe(body: object) -> str:
     if isinstance(body, str) and body:
         return body[:500]
     return "no error message"
-
-
-BUILTIN_ROUTES: list[dict[str, Any]] = [
-    {
-        "id": "runway-gen4",
-        "name": "Runway Gen-4 Turbo",
-        "description": (
-            "Runway's Gen-4 Turbo (gen4_turbo) through the Runway API: image-to-video only "
-            "(input_image is the first frame), 5 or 10 second clips at 24 fps in six "
-            "sizes. Needs FRAMEGATE_RUNWAY_API_KEY."
-        ),
-        "kind": "video",
-        "engine": "runway",
-        "settings": {"model": "gen4_turbo"},
-        "capabilities": {
-            "text_to_video": False,
-            "image_to_video": True,
-            "first_last_frame": False,
-            "min_duration": 5,
-            "max_duration": 10,
-            "default_duration": 5,
-            "min_fps": RUNWAY_FPS,
-            "max_fps": RUNWAY_FPS,
-            "default_fps": RUNWAY_FPS,
-            "sizes": [r.replace(":", "x") for r in _GEN4_RATIOS],
-            "default_size": "1280x720",
-            "size_multiple": 8,
-        },
-        "pricing": {"unit": "second", "credits": {"720p": 5, "1080p": 5}},
-        "speed": {"base_seconds": 30.0, "seconds_per_megapixel_frame": 0.3},
-    },
-    {
-        "id": "runway-gen4.5",
-        "name": "Runway Gen-4.5",
-        "description": (
-            "Runway's Gen-4.5 (gen4.5) through the Runway API: text-to-video (1280x720 or "
-            "720x1280) and image-to-video (six sizes), 2 to 10 second clips at 24 fps. "
-            "Needs FRAMEGATE_RUNWAY_API_KEY."
-        ),
-        "kind": "video",
-        "engine": "runway",
-        "settings": {"model": "gen4.5"},
-        "capabilities": {
-            "text_to_video": True,
-            "image_to_video": True,
-            "first_last_frame": False,
-            "min_duration": 2,
-            "max_duration": 10,
-            "default_duration": 5,
-            "min_fps": RUNWAY_FPS,
-            "max_fps": RUNWAY_FPS,
-            "default_fps": RUNWAY_FPS,
-            "sizes": [r.replace(":", "x") for r in _GEN4_RATIOS],
-            "default_size": "1280x720",
-            "size_multiple": 8,
-        },
-        "pricing": {"unit": "second", "credits": {"720p": 12, "1080p": 12}},
-        "speed": {"base_seconds": 40.0, "seconds_per_megapixel_frame": 0.6},
-    },
-]

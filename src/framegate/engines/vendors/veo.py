@@ -31,7 +31,6 @@ seed is refused, and clips are always 24 fps with audio.
 
 from __future__ import annotations
 
-import base64
 import re
 from collections.abc import Mapping
 from pathlib import Path
@@ -53,12 +52,12 @@ from framegate.engines.vendors.base import (
     VendorEngine,
     VendorShape,
     classify_status,
-    image_bytes,
     rate_limited,
-    retry_after_seconds,
     unavailable,
 )
+from framegate.engines.vendors.kit import as_base64, encode_image
 from framegate.exceptions import InvalidValue, PayloadTooLarge
+from framegate.kit.http import retry_after_seconds
 from framegate.kit.safe_fetch import FetchPolicy, save_capped
 
 API_VERSION = "v1beta"
@@ -117,38 +116,6 @@ def _capabilities(*, last_frame: bool = False) -> dict[str, Any]:
         "max_side": 1920,
         "max_pixels": 1920 * 1080,
     }
-
-
-BUILTIN_ROUTES: list[dict[str, Any]] = [
-    {
-        "id": "veo-3",
-        "name": "Veo 3",
-        "description": (
-            "Google Veo 3 through the Gemini API: 4, 6 or 8 s clips at 720p (8 s at 1080p), "
-            "16:9 or 9:16, 24 fps, with generated audio; text or first frame."
-        ),
-        "kind": "video",
-        "engine": "veo",
-        "settings": {"model": "veo-3.0-generate-001"},
-        "capabilities": _capabilities(),
-        "pricing": {"unit": "second", "credits": {"720p": 40, "1080p": 40}},
-        "speed": {"base_seconds": 90.0, "seconds_per_megapixel_frame": 0.15},
-    },
-    {
-        "id": "veo-3-fast",
-        "name": "Veo 3 Fast",
-        "description": (
-            "Google Veo 3 Fast through the Gemini API: quicker and cheaper than Veo 3; "
-            "4, 6 or 8 s at 720p (8 s at 1080p), 16:9 or 9:16, 24 fps, with audio."
-        ),
-        "kind": "video",
-        "engine": "veo",
-        "settings": {"model": "veo-3.0-fast-generate-001"},
-        "capabilities": _capabilities(),
-        "pricing": {"unit": "second", "credits": {"720p": 15, "1080p": 15}},
-        "speed": {"base_seconds": 45.0, "seconds_per_megapixel_frame": 0.08},
-    },
-]
 
 
 class VeoEngine(VendorEngine):
@@ -417,7 +384,7 @@ class VeoEngine(VendorEngine):
         details = error.get("details")
         details = [d for d in details if isinstance(d, dict)] if isinstance(details, list) else []
         if status_code == 429:
-            retry_after = retry_after_seconds(response.headers)
+            retry_after = retry_after_seconds(response.headers.get("retry-after"))
             if retry_after is None:
                 retry_after = _retry_delay(details)
             return rate_limited(message, retry_after)
@@ -439,7 +406,7 @@ class VeoEngine(VendorEngine):
 
 def _image(image: Any) -> dict[str, str]:
     return {
-        "bytesBase64Encoded": base64.b64encode(image_bytes(image, "PNG")).decode("ascii"),
+        "bytesBase64Encoded": as_base64(encode_image(image, "PNG")),
         "mimeType": "image/png",
     }
 
