@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -20,6 +21,8 @@ from sqlalchemy.ext.asyncio import (
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 READ_ONLY_OPTION = "framegate_read_only"
+log = logging.getLogger(__name__)
+
 _AFTER_COMMIT = "framegate_after_commit"
 
 
@@ -94,23 +97,48 @@ def after_commit(session: AsyncSession, callback: Callable[[], None]) -> None:
     """Call ``callback`` once the session's current transaction commits; a rollback drops
     it. How a service acts on what only committed state may see (waking the workers for a
     queued task, evicting a cached task) without committing itself."""
-    callbacks: list[Callable[[], None]] | None = session.info.get(_AFTER_COMMIT)
-    if callbacks is None:
-        callbacks = session.info[_AFTER_COMMIT] = []
+    _hooks(session)[0].append(callback)
+
+
+def after_rollback(session: AsyncSession, callback: Callable[[], None]) -> None:
+    """Call ``callback`` if the session's current transaction rolls back (a commit drops
+    it): how a service undoes what it did outside the database, such as a stored file."""
+    _hooks(session)[1].append(callback)
+
+
+def _hooks(
+    session: AsyncSession,
+) -> tuple[list[Callable[[], None]], list[Callable[[], None]]]:
+    hooks: tuple[list[Callable[[], None]], list[Callable[[], None]]] | None = session.info.get(
+        _AFTER_COMMIT
+    )
+    if hooks is None:
+        hooks = session.info[_AFTER_COMMIT] = ([], [])
         event.listen(session.sync_session, "after_commit", _run_after_commit)
-        event.listen(session.sync_session, "after_rollback", _drop_after_commit)
-    callbacks.append(callback)
+        event.listen(session.sync_session, "after_rollback", _run_after_rollback)
+    return hooks
 
 
 def _run_after_commit(session: Any) -> None:
-    callbacks = session.info.get(_AFTER_COMMIT, [])
-    pending, callbacks[:] = list(callbacks), []
-    for callback in pending:
-        callback()
+    committed, rolled_back = session.info.get(_AFTER_COMMIT, ([], []))
+    pending, committed[:], rolled_back[:] = list(committed), [], []
+    _run(pending)
 
 
-def _drop_after_commit(session: Any) -> None:
-    session.info.get(_AFTER_COMMIT, []).clear()
+def _run_after_rollback(session: Any) -> None:
+    committed, rolled_back = session.info.get(_AFTER_COMMIT, ([], []))
+    pending, committed[:], rolled_back[:] = list(rolled_back), [], []
+    _run(pending)
+
+
+def _run(callbacks: list[Callable[[], None]]) -> None:
+    # The transaction has ended either way: a failing callback must not turn a committed
+    # write into an error for the client (who would retry it), nor stop the others.
+    for callback in callbacks:
+        try:
+            callback()
+        except Exception:
+            log.exception("transaction hook %r failed", callback)
 
 
 def alembic_config(url: str) -> Config:

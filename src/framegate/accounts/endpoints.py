@@ -27,7 +27,7 @@ from framegate.kit.time import to_unix
 from framegate.limits.service import PlanLimits
 from framegate.models import Account
 
-router = APIRouter(prefix="/v1/admin", tags=["admin"])
+router = APIRouter(prefix="/v1/admin", tags=["admin"], responses=error_responses(401, 403))
 
 Admin = Annotated[AuthContext, Depends(require_scope(Scope.admin))]
 AccountId = Annotated[str, Path(max_length=40)]
@@ -44,11 +44,7 @@ def _view(account: Account) -> AccountObject:
 
 
 @router.post(
-    "/accounts",
-    status_code=201,
-    response_model=CreatedAccountObject,
-    responses=error_responses(401, 403, 422),
-    summary="Create an account",
+    "/accounts", status_code=201, responses=error_responses(422), summary="Create an account"
 )
 async def create_account(
     body: AccountCreate, runtime: RuntimeDep, session: SessionDep, _: Admin
@@ -64,22 +60,14 @@ async def create_account(
     )
 
 
-@router.get(
-    "/accounts",
-    response_model=AccountList,
-    responses=error_responses(401, 403),
-    summary="List accounts",
-)
+@router.get("/accounts", summary="List accounts")
 async def list_accounts(runtime: RuntimeDep, session: ReadSessionDep, _: Admin) -> AccountList:
     """Every account on this installation."""
     return AccountList(data=[_view(a) for a in await runtime.accounts.list_accounts(session)])
 
 
 @router.post(
-    "/accounts/{account_id}/credits",
-    response_model=AccountObject,
-    responses=error_responses(401, 403, 404, 422),
-    summary="Grant credits",
+    "/accounts/{account_id}/credits", responses=error_responses(404, 422), summary="Grant credits"
 )
 async def grant_credits(
     account_id: AccountId, body: CreditGrant, runtime: RuntimeDep, session: SessionDep, _: Admin
@@ -93,10 +81,7 @@ async def grant_credits(
 
 
 @router.patch(
-    "/accounts/{account_id}",
-    response_model=AccountObject,
-    responses=error_responses(401, 403, 404, 422),
-    summary="Update an account",
+    "/accounts/{account_id}", responses=error_responses(404, 422), summary="Update an account"
 )
 async def update_account(
     account_id: AccountId, body: AccountUpdate, runtime: RuntimeDep, session: SessionDep, _: Admin
@@ -123,12 +108,7 @@ def _plan_view(limits: PlanLimits) -> PlanObject:
     )
 
 
-@router.put(
-    "/plans/{name}",
-    response_model=PlanObject,
-    responses=error_responses(401, 403, 422),
-    summary="Create or replace a plan",
-)
+@router.put("/plans/{name}", responses=error_responses(422), summary="Create or replace a plan")
 async def put_plan(
     name: Annotated[str, Path(min_length=1, max_length=40, pattern=r"^[A-Za-z0-9_.-]+$")],
     body: PlanBody,
@@ -142,9 +122,7 @@ async def put_plan(
     return _plan_view(limits)
 
 
-@router.get(
-    "/plans", response_model=PlanList, responses=error_responses(401, 403), summary="List plans"
-)
+@router.get("/plans", summary="List plans")
 async def list_plans(runtime: RuntimeDep, session: ReadSessionDep, _: Admin) -> PlanList:
     """Every plan, and the defaults for accounts whose plan has no row."""
     plans = await runtime.limits.list_plans(session)

@@ -14,29 +14,19 @@ from framegate.keys.scopes import Scope
 from framegate.keys.service import AuthContext
 from framegate.kit.time import to_unix
 
-router = APIRouter(tags=["credits"])
+router = APIRouter(tags=["credits"], responses=error_responses(401, 403))
 
 CreditReader = Annotated[AuthContext, Depends(require_scope(Scope.credits_read))]
 
 
-@router.get(
-    "/v1/credits",
-    response_model=CreditBalance,
-    responses=error_responses(401, 403),
-    summary="Credit balance",
-)
+@router.get("/v1/credits", summary="Credit balance")
 async def get_credits(session: ReadSessionDep, auth: CreditReader) -> CreditBalance:
     """Available and held credits of the calling account."""
     balance = await credit_service.balance(session, auth.account.id)
     return CreditBalance(account_id=auth.account.id, available=balance.available, held=balance.held)
 
 
-@router.get(
-    "/v1/credits/ledger",
-    response_model=LedgerPage,
-    responses=error_responses(401, 403),
-    summary="Credit ledger",
-)
+@router.get("/v1/credits/ledger", summary="Credit ledger")
 async def get_ledger(
     session: ReadSessionDep,
     auth: CreditReader,

@@ -14,7 +14,7 @@ from framegate.keys.service import AuthContext, validate_scopes
 from framegate.kit.time import to_unix
 from framegate.models import APIKey
 
-router = APIRouter(tags=["keys"])
+router = APIRouter(tags=["keys"], responses=error_responses(401, 403))
 
 KeyManager = Annotated[AuthContext, Depends(require_scope(Scope.keys_manage))]
 KeyId = Annotated[str, Path(max_length=40)]
@@ -38,11 +38,7 @@ def _with_secret(key: APIKey, secret: str) -> KeyWithSecret:
 
 
 @router.post(
-    "/v1/keys",
-    status_code=201,
-    response_model=KeyWithSecret,
-    responses=error_responses(401, 403, 422),
-    summary="Create an API key",
+    "/v1/keys", status_code=201, responses=error_responses(422), summary="Create an API key"
 )
 async def create_key(
     body: KeyCreate, runtime: RuntimeDep, session: SessionDep, auth: KeyManager
@@ -56,9 +52,7 @@ async def create_key(
     return _with_secret(created.key, created.secret)
 
 
-@router.get(
-    "/v1/keys", response_model=KeyList, responses=error_responses(401, 403), summary="List keys"
-)
+@router.get("/v1/keys", summary="List keys")
 async def list_keys(runtime: RuntimeDep, session: ReadSessionDep, auth: KeyManager) -> KeyList:
     """The account's keys (never their secrets)."""
     return KeyList(data=[_view(k) for k in await runtime.keys.list_keys(session, auth.account.id)])
@@ -67,8 +61,7 @@ async def list_keys(runtime: RuntimeDep, session: ReadSessionDep, auth: KeyManag
 @router.post(
     "/v1/keys/{key_id}/rotate",
     status_code=201,
-    response_model=KeyWithSecret,
-    responses=error_responses(401, 403, 404, 422),
+    responses=error_responses(404, 422),
     summary="Rotate a key",
 )
 async def rotate_key(
@@ -86,12 +79,7 @@ async def rotate_key(
     return _with_secret(created.key, created.secret)
 
 
-@router.post(
-    "/v1/keys/{key_id}/revoke",
-    response_model=KeyObject,
-    responses=error_responses(401, 403, 404),
-    summary="Revoke a key",
-)
+@router.post("/v1/keys/{key_id}/revoke", responses=error_responses(404), summary="Revoke a key")
 async def revoke_key(
     key_id: KeyId, runtime: RuntimeDep, session: SessionDep, auth: KeyManager
 ) -> KeyObject:
@@ -101,10 +89,7 @@ async def revoke_key(
 
 
 @router.delete(
-    "/v1/keys/{key_id}",
-    response_model=KeyObject,
-    responses=error_responses(401, 403, 404),
-    summary="Revoke a key (DELETE form)",
+    "/v1/keys/{key_id}", responses=error_responses(404), summary="Revoke a key (DELETE form)"
 )
 async def delete_key(
     key_id: KeyId, runtime: RuntimeDep, session: SessionDep, auth: KeyManager

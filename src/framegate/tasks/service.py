@@ -8,10 +8,11 @@ tasks go through the task cache and its own read sessions (the polled path)."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import math
 import secrets
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -92,6 +93,9 @@ class CheckedVideo:
     body: VideoGenerationRequest
     plan: OutputPlan
     limits: PlanLimits
+    # Image bytes by upload id, for an upload stored by this same request (a form's file),
+    # whose row the read session cannot see before the commit.
+    uploaded: dict[str, bytes] = dataclasses.field(default_factory=dict)
 
 
 class TaskService:
@@ -186,13 +190,20 @@ class TaskService:
         *,
         param: str = "input_image",
         cover: tuple[int, int],
+        uploaded: Mapping[str, bytes] | None = None,
     ) -> PreparedInput | None:
         """Fetch (or read the upload) and decode the input image before credits are held;
         what is kept is the image reduced to cover the output's ``cover`` size."""
         if value is None:
             return None
-        if value.startswith(UPLOAD_ID_PREFIX):
-            data = await self._uploads.image_bytes(session, account_id, value, param=param)
+        uploaded = uploaded or {}
+        if value in uploaded:
+            data, description = uploaded[value], value
+        elif value.startswith(UPLOAD_ID_PREFIX):
+            # A read session: the request's transaction takes the write lock only when it
+            # writes the task, not while the image is read and decoded.
+            async with self._read_sessionmaker() as read:
+                data = await self._uploads.image_bytes(read, account_id, value, param=param)
             description = value
         else:
             data = await read_image_source(value, policy=self._fetch_policy, param=param)
@@ -233,7 +244,12 @@ class TaskService:
         prepared = {}
         for field, value in images.items():
             image = await self.prepare_input_image(
-                session, auth.account.id, value, param=field, cover=(plan.width, plan.height)
+                session,
+                auth.account.id,
+                value,
+                param=field,
+                cover=(plan.width, plan.height),
+                uploaded=checked.uploaded,
             )
             if image is not None:
                 prepared[field] = image

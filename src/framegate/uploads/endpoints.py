@@ -22,7 +22,7 @@ from framegate.uploads.auth import UploadWriter
 from framegate.uploads.schemas import UploadKind, UploadObject, UploadPurpose
 from framegate.uploads.service import is_expired
 
-router = APIRouter(tags=["uploads"])
+router = APIRouter(tags=["uploads"], responses=error_responses(401, 403))
 
 UploadId = Annotated[str, Path(max_length=40, description="The upload id, e.g. upl_…")]
 
@@ -71,8 +71,7 @@ def _view(upload: Upload, runtime: Runtime, absolute: Callable[[str], str]) -> U
 @router.post(
     "/v1/uploads",
     status_code=201,
-    response_model=UploadObject,
-    responses=error_responses(400, 401, 403, 413, 422),
+    responses=error_responses(400, 413, 422),
     summary="Upload an image or video",
     openapi_extra=_MULTIPART_BODY,
 )
@@ -97,8 +96,7 @@ async def create_upload(
 
 @router.get(
     "/v1/uploads/{upload_id}",
-    response_model=UploadObject,
-    responses=error_responses(401, 403, 404),
+    responses=error_responses(404),
     summary="Retrieve an upload",
     openapi_extra={"security": [{API_KEY_SCHEME: []}]},
 )

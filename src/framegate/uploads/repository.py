@@ -11,9 +11,10 @@ from framegate.models import Upload
 
 
 class UploadRepository:
-    async def add(self, session: AsyncSession, upload: Upload) -> Upload:
+    def stage(self, session: AsyncSession, upload: Upload) -> Upload:
+        """Add the row for the next flush (at the latest the commit): a submission that
+        stores its form's image takes the write lock only when it writes its task."""
         session.add(upload)
-        await session.flush()
         return upload
 
     async def get(self, session: AsyncSession, account_id: str, upload_id: str) -> Upload | None:

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from framegate.db import after_rollback
 from framegate.exceptions import InvalidValue, NotFound
 from framegate.kit.ids import new_id
 from framegate.kit.images import image_decoding
@@ -74,6 +75,8 @@ class UploadService:
         self._retention_days = retention_days
         # Partial uploads land here, beside the storage root, before they are typed.
         self._scratch_dir = scratch_dir
+        # Files of uploads whose transaction rolled back, being deleted.
+        self._discarding: set[asyncio.Task[int]] = set()
 
     @property
     def stream_limit(self) -> int:
@@ -202,7 +205,14 @@ class UploadService:
             created_at=now,
             expires_at=now + timedelta(days=self._retention_days),
         )
-        return await upload_repository.add(session, upload)
+        # Written with the request's transaction; if that rolls back, so does the file.
+        after_rollback(session, lambda: self._discard(key))
+        return upload_repository.stage(session, upload)
+
+    def _discard(self, key: str) -> None:
+        task = asyncio.get_running_loop().create_task(self._storage.delete_prefix(key))
+        self._discarding.add(task)
+        task.add_done_callback(self._discarding.discard)
 
     async def get_by_number(self, session: AsyncSession, account_id: str, number: int) -> Upload:
         """An upload by its integer alias (dialects with numeric ids: PixVerse's img_id)."""
@@ -220,8 +230,9 @@ class UploadService:
     async def image_bytes(
         self, session: AsyncSession, account_id: str, upload_id: str, *, param: str
     ) -> bytes:
-        """The stored bytes of this account's image upload, or a 4xx naming ``param``; read
-        through the request's session, so an upload made in the same request is found."""
+        """The stored bytes of this account's image upload, or a 4xx naming ``param``.
+        Callers pass a read session: a submission must not hold the write lock while it
+        reads and decodes an image."""
         upload = await upload_repository.get(session, account_id, upload_id)
         if upload is None:
             raise InvalidValue(

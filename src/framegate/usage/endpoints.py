@@ -15,17 +15,12 @@ from framegate.kit.time import parse_instant, utcnow
 from framegate.usage.schemas import Usage
 from framegate.usage.service import usage_service
 
-router = APIRouter(tags=["usage"])
+router = APIRouter(tags=["usage"], responses=error_responses(401, 403))
 
 CreditReader = Annotated[AuthContext, Depends(require_scope(Scope.credits_read))]
 
 
-@router.get(
-    "/v1/usage",
-    response_model=Usage,
-    responses=error_responses(401, 403, 422),
-    summary="Usage",
-)
+@router.get("/v1/usage", responses=error_responses(422), summary="Usage")
 async def get_usage(
     session: ReadSessionDep,
     auth: CreditReader,

@@ -31,7 +31,7 @@ from framegate.webhooks.schemas import (
 )
 from framegate.webhooks.service import previous_secret_expiry
 
-router = APIRouter(tags=["webhooks"])
+router = APIRouter(tags=["webhooks"], responses=error_responses(401, 403))
 
 WebhookManager = Annotated[AuthContext, Depends(require_scope(Scope.keys_manage))]
 WebhookId = Annotated[str, Path(max_length=40, description="The endpoint id, e.g. we_…")]
@@ -76,12 +76,7 @@ def _delivery_view(delivery: WebhookDelivery) -> WebhookDeliveryObject:
 # swallow them.
 
 
-@router.get(
-    "/v1/webhooks/task-secret",
-    response_model=TaskWebhookSecret,
-    responses=error_responses(401, 403),
-    summary="Get the task-webhook secret",
-)
+@router.get("/v1/webhooks/task-secret", summary="Get the task-webhook secret")
 async def get_task_secret(
     runtime: RuntimeDep, session: SessionDep, auth: WebhookManager
 ) -> TaskWebhookSecret:
@@ -90,12 +85,7 @@ async def get_task_secret(
     return TaskWebhookSecret(secret=secret)
 
 
-@router.post(
-    "/v1/webhooks/task-secret/rotate",
-    response_model=TaskWebhookSecret,
-    responses=error_responses(401, 403),
-    summary="Rotate the task-webhook secret",
-)
+@router.post("/v1/webhooks/task-secret/rotate", summary="Rotate the task-webhook secret")
 async def rotate_task_secret(
     runtime: RuntimeDep, session: SessionDep, auth: WebhookManager
 ) -> TaskWebhookSecret:
@@ -107,8 +97,7 @@ async def rotate_task_secret(
 @router.post(
     "/v1/webhooks",
     status_code=201,
-    response_model=WebhookEndpointWithSecret,
-    responses=error_responses(401, 403, 409, 422),
+    responses=error_responses(409, 422),
     summary="Register a webhook endpoint",
 )
 async def create_endpoint(
@@ -123,12 +112,7 @@ async def create_endpoint(
     return _with_secret(endpoint)
 
 
-@router.get(
-    "/v1/webhooks",
-    response_model=WebhookEndpointList,
-    responses=error_responses(401, 403),
-    summary="List webhook endpoints",
-)
+@router.get("/v1/webhooks", summary="List webhook endpoints")
 async def list_endpoints(
     runtime: RuntimeDep, session: ReadSessionDep, auth: WebhookManager
 ) -> WebhookEndpointList:
@@ -139,8 +123,7 @@ async def list_endpoints(
 
 @router.get(
     "/v1/webhooks/{webhook_id}",
-    response_model=WebhookEndpointObject,
-    responses=error_responses(401, 403, 404),
+    responses=error_responses(404),
     summary="Retrieve a webhook endpoint",
 )
 async def get_endpoint(
@@ -152,8 +135,7 @@ async def get_endpoint(
 
 @router.patch(
     "/v1/webhooks/{webhook_id}",
-    response_model=WebhookEndpointObject,
-    responses=error_responses(401, 403, 404, 422),
+    responses=error_responses(404, 422),
     summary="Update a webhook endpoint",
 )
 async def update_endpoint(
@@ -177,10 +159,7 @@ async def update_endpoint(
 
 
 @router.delete(
-    "/v1/webhooks/{webhook_id}",
-    response_model=WebhookEndpointDeleted,
-    responses=error_responses(401, 403, 404),
-    summary="Delete a webhook endpoint",
+    "/v1/webhooks/{webhook_id}", responses=error_responses(404), summary="Delete a webhook endpoint"
 )
 async def delete_endpoint(
     webhook_id: WebhookId, runtime: RuntimeDep, session: SessionDep, auth: WebhookManager
@@ -192,8 +171,7 @@ async def delete_endpoint(
 
 @router.post(
     "/v1/webhooks/{webhook_id}/rotate-secret",
-    response_model=WebhookEndpointWithSecret,
-    responses=error_responses(401, 403, 404, 422),
+    responses=error_responses(404, 422),
     summary="Rotate a webhook endpoint's secret",
 )
 async def rotate_endpoint_secret(
@@ -214,8 +192,7 @@ async def rotate_endpoint_secret(
 
 @router.post(
     "/v1/webhooks/{webhook_id}/test",
-    response_model=WebhookTestResult,
-    responses=error_responses(401, 403, 404, 422),
+    responses=error_responses(404, 422),
     summary="Send a test event to a webhook endpoint",
 )
 async def send_test_event(
@@ -236,8 +213,7 @@ async def send_test_event(
 
 @router.get(
     "/v1/webhooks/{webhook_id}/deliveries",
-    response_model=WebhookDeliveryList,
-    responses=error_responses(401, 403, 404, 422),
+    responses=error_responses(404, 422),
     summary="List an endpoint's deliveries",
 )
 async def list_deliveries(

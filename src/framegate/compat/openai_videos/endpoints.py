@@ -276,6 +276,8 @@ async def _checked_form(
         video = _video_request(_create_fields(body, form.upload_id))
         with in_dialect_terms():
             checked = await runtime.tasks.check_video(auth, video)
+            # Read here, not back through the database: the row is written with the task.
+            checked.uploaded[form.upload_id] = await asyncio.to_thread(form.file.path.read_bytes)
             await runtime.uploads.store(
                 session, auth.account.id, form, purpose=UploadPurpose.input_image
             )

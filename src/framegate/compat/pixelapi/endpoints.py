@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 from collections.abc import Callable
@@ -185,6 +186,8 @@ async def _checked_form(
             return _to_framegate(runtime, parsed)
         parsed = parsed.model_copy(update={"image": form.upload_id})
         checked = await runtime.tasks.check_video(auth, _to_framegate(runtime, parsed))
+        # Read here, not back through the database: the row is written with the task.
+        checked.uploaded[form.upload_id] = await asyncio.to_thread(form.file.path.read_bytes)
         await runtime.uploads.store(
             session, auth.account.id, form, purpose=UploadPurpose.input_image
         )

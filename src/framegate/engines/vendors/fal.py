@@ -35,20 +35,7 @@ from PIL import Image
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from framegate.engines.base import GenerationRequest
-from framegate.engines.vendors.base import (
-    MODERATION_BLOCKED,
-    UPSTREAM_AUTH,
-    UPSTREAM_ERROR,
-    UPSTREAM_INVALID,
-    UPSTREAM_TIMEOUT,
-    UpstreamError,
-    UpstreamJob,
-    UpstreamStatus,
-    VendorEngine,
-    VendorShape,
-    classify_status,
-    unavailable,
-)
+from framegate.engines.vendors import base
 from framegate.engines.vendors.kit import capped_data_uri
 from framegate.exceptions import InvalidValue
 from framegate.kit.safe_fetch import USER_AGENT
@@ -151,7 +138,7 @@ class FalSettings(BaseModel):
         return "/".join(parts[: 3 if parts[0] in _NAMESPACES else 2])
 
 
-class FalEngine(VendorEngine):
+class FalEngine(base.VendorEngine):
     name = "fal"
     settings_model: ClassVar[type[BaseModel]] = FalSettings
     default_poll_interval = 5.0
@@ -173,7 +160,7 @@ class FalEngine(VendorEngine):
 
     # -- catalog -------------------------------------------------------------------------
 
-    def refuse(self, settings: Mapping[str, Any], shape: VendorShape) -> None:
+    def refuse(self, settings: Mapping[str, Any], shape: base.VendorShape) -> None:
         config: FalSettings = self.route_settings(settings)
         app, inputs = config.app, config.inputs
         size = f"{shape.width}x{shape.height}"
@@ -231,7 +218,7 @@ class FalEngine(VendorEngine):
 
     # -- jobs ----------------------------------------------------------------------------
 
-    async def submit(self, request: GenerationRequest) -> UpstreamJob:
+    async def submit(self, request: GenerationRequest) -> base.UpstreamJob:
         config: FalSettings = self.route_settings(request.settings)
         arguments = self._arguments(config, request)
         response = await self._call("POST", f"/{config.app}", json=arguments)
@@ -240,30 +227,32 @@ class FalEngine(VendorEngine):
         body = self._json(response, "submitting the job")
         request_id = body.get("request_id")
         if not isinstance(request_id, str) or not request_id:
-            raise UpstreamError("fal: the queue answered a submission without a request_id")
-        return UpstreamJob(id=request_id, data={"app": config.app})
+            raise base.UpstreamError("fal: the queue answered a submission without a request_id")
+        return base.UpstreamJob(id=request_id, data={"app": config.app})
 
-    async def poll(self, job: UpstreamJob, request: GenerationRequest) -> UpstreamStatus:
-        base = self._request_path(job, request)
-        response = await self._call("GET", f"{base}/status")
+    async def poll(self, job: base.UpstreamJob, request: GenerationRequest) -> base.UpstreamStatus:
+        path = self._request_path(job, request)
+        response = await self._call("GET", f"{path}/status")
         if response.status_code >= 400:
             raise self._request_error(response, "checking the job's status")
         body = self._json(response, "checking the job's status")
         status = body.get("status")
         if status in ("IN_QUEUE", "IN_PROGRESS"):
-            return UpstreamStatus(state="pending", progress=0.0 if status == "IN_QUEUE" else None)
+            return base.UpstreamStatus(
+                state="pending", progress=0.0 if status == "IN_QUEUE" else None
+            )
         if status == "COMPLETED":
-            return await self._result(base, body)
+            return await self._result(path, body)
         if status in ("FAILED", "CANCELED", "CANCELLED"):
             message = _text(body.get("error")) or f"the job ended {str(status).lower()}"
-            return _failed(UPSTREAM_ERROR, f"fal: {self._redact(message)}")
-        return _failed(UPSTREAM_ERROR, f"fal: unexpected job status {str(status)[:40]!r}")
+            return _failed(base.UPSTREAM_ERROR, f"fal: {self._redact(message)}")
+        return _failed(base.UPSTREAM_ERROR, f"fal: unexpected job status {str(status)[:40]!r}")
 
-    async def cancel(self, job: UpstreamJob, request: GenerationRequest) -> None:
+    async def cancel(self, job: base.UpstreamJob, request: GenerationRequest) -> None:
         """Best effort: fal cancels a job that has not started (400 once it has finished)."""
         try:
             response = await self._call("PUT", f"{self._request_path(job, request)}/cancel")
-        except UpstreamError as exc:
+        except base.UpstreamError as exc:
             log.info("fal: cancelling request %s failed: %s", job.id, exc.message)
             return
         if response.status_code >= 400:
@@ -278,8 +267,8 @@ class FalEngine(VendorEngine):
         if config.sizes is not None:
             size = f"{request.width}x{request.height}"
             if size not in config.sizes:
-                raise UpstreamError(
-                    f"fal: app {config.app!r} makes no {size} video", code=UPSTREAM_INVALID
+                raise base.UpstreamError(
+                    f"fal: app {config.app!r} makes no {size} video", code=base.UPSTREAM_INVALID
                 )
             arguments.update(config.sizes[size])
         seconds = max(1, round(request.duration))
@@ -298,35 +287,35 @@ class FalEngine(VendorEngine):
             if value is None:
                 continue
             if name is None:
-                raise UpstreamError(
-                    f"fal: app {config.app!r} takes no {field}", code=UPSTREAM_INVALID
+                raise base.UpstreamError(
+                    f"fal: app {config.app!r} takes no {field}", code=base.UPSTREAM_INVALID
                 )
             arguments[name] = _image_input(value)
         if request.negative_prompt:
             if inputs.negative_prompt is None:
-                raise UpstreamError(
-                    f"fal: app {config.app!r} takes no negative_prompt", code=UPSTREAM_INVALID
+                raise base.UpstreamError(
+                    f"fal: app {config.app!r} takes no negative_prompt", code=base.UPSTREAM_INVALID
                 )
             arguments[inputs.negative_prompt] = request.negative_prompt
         return arguments
 
-    def _request_path(self, job: UpstreamJob, request: GenerationRequest) -> str:
+    def _request_path(self, job: base.UpstreamJob, request: GenerationRequest) -> str:
         app = job.data.get("app") or request.settings.get("app")
         try:
             root = FalSettings(app=str(app)).root
         except ValueError as exc:
-            raise UpstreamError(f"fal: the job names no valid app ({app!r})") from exc
+            raise base.UpstreamError(f"fal: the job names no valid app ({app!r})") from exc
         return f"/{root}/requests/{urllib.parse.quote(job.id, safe='')}"
 
-    async def _result(self, base: str, status: Mapping[str, Any]) -> UpstreamStatus:
-        response = await self._call("GET", base)
+    async def _result(self, path: str, status: Mapping[str, Any]) -> base.UpstreamStatus:
+        response = await self._call("GET", path)
         if response.status_code < 400:
             output = self._json(response, "fetching the result")
             video = output.get("video")
             url = video.get("url") if isinstance(video, dict) else None
             if not isinstance(url, str) or not url:
-                return _failed(UPSTREAM_ERROR, "fal: the app's output has no video.url")
-            return UpstreamStatus(state="succeeded", progress=1.0, video_url=url)
+                return _failed(base.UPSTREAM_ERROR, "fal: the app's output has no video.url")
+            return base.UpstreamStatus(state="succeeded", progress=1.0, video_url=url)
         code = response.status_code
         if code in (401, 403, 429):
             raise self._request_error(response, "fetching the result")
@@ -336,19 +325,19 @@ class FalEngine(VendorEngine):
         )
         if body is None and status.get("error") is None and (code >= 500 or code == 408):
             # No stored answer from the app (a gateway hiccup): ask again later.
-            raise unavailable(f"fal: fetching the result failed with HTTP {code}", code)
+            raise base.unavailable(f"fal: fetching the result failed with HTTP {code}", code)
         detail = self._detail(response, body) or _text(status.get("error")) or f"HTTP {code}"
         if _types(body) & _MODERATION_TYPES or error_type in _MODERATION_TYPES:
-            return _failed(MODERATION_BLOCKED, f"fal: the content was refused: {detail}", code)
+            return _failed(base.MODERATION_BLOCKED, f"fal: the content was refused: {detail}", code)
         if code in (400, 422) and _types(body):
-            return _failed(UPSTREAM_INVALID, f"fal: the app refused the input: {detail}", code)
+            return _failed(base.UPSTREAM_INVALID, f"fal: the app refused the input: {detail}", code)
         suffix = f" ({error_type})" if error_type else ""
-        return _failed(UPSTREAM_ERROR, f"fal: the job failed{suffix}: {detail}", code)
+        return _failed(base.UPSTREAM_ERROR, f"fal: the job failed{suffix}: {detail}", code)
 
     async def _call(self, method: str, path: str, json: Any = None) -> httpx.Response:
         if not self.api_key:
-            raise UpstreamError(
-                "fal: no API key is configured (FRAMEGATE_FAL_KEY)", code=UPSTREAM_AUTH
+            raise base.UpstreamError(
+                "fal: no API key is configured (FRAMEGATE_FAL_KEY)", code=base.UPSTREAM_AUTH
             )
         headers = {
             "Authorization": f"Key {self.api_key}",
@@ -359,27 +348,29 @@ class FalEngine(VendorEngine):
             async with self.http(headers=headers) as client:
                 return await client.request(method, path, json=json)
         except httpx.TimeoutException as exc:
-            raise UpstreamError(
+            raise base.UpstreamError(
                 f"fal: no answer within {self.timeout:g} s ({type(exc).__name__})",
-                code=UPSTREAM_TIMEOUT,
+                code=base.UPSTREAM_TIMEOUT,
                 retriable=True,
             ) from exc
         except httpx.HTTPError as exc:
-            raise unavailable(f"fal: the API could not be reached ({type(exc).__name__})") from exc
+            raise base.unavailable(
+                f"fal: the API could not be reached ({type(exc).__name__})"
+            ) from exc
 
-    def _request_error(self, response: httpx.Response, doing: str) -> UpstreamError:
+    def _request_error(self, response: httpx.Response, doing: str) -> base.UpstreamError:
         code = response.status_code
         body = _json_or_none(response)
         detail = self._detail(response, body) or f"HTTP {code}"
         message = f"fal: {doing} failed with HTTP {code}: {detail}"
         if _types(body) & _MODERATION_TYPES:
-            return UpstreamError(message, code=MODERATION_BLOCKED, status_code=code)
-        return classify_status(code, message, response.headers)
+            return base.UpstreamError(message, code=base.MODERATION_BLOCKED, status_code=code)
+        return base.classify_status(code, message, response.headers)
 
     def _json(self, response: httpx.Response, doing: str) -> dict[str, Any]:
         body = _json_or_none(response)
         if not isinstance(body, dict):
-            raise UpstreamError(f"fal: {doing} answered something other than a JSON object")
+            raise base.UpstreamError(f"fal: {doing} answered something other than a JSON object")
         return body
 
     def _detail(self, response: httpx.Response, body: Any) -> str:
@@ -427,9 +418,9 @@ def _format_duration(seconds: int, style: str) -> Any:
     return str(seconds)
 
 
-def _failed(code: str, message: str, status_code: int | None = None) -> UpstreamStatus:
-    return UpstreamStatus(
-        state="failed", error=UpstreamError(message, code=code, status_code=status_code)
+def _failed(code: str, message: str, status_code: int | None = None) -> base.UpstreamStatus:
+    return base.UpstreamStatus(
+        state="failed", error=base.UpstreamError(message, code=code, status_code=status_code)
     )
 
 

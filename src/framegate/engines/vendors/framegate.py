@@ -19,23 +19,13 @@ from framegate_client import (
 from pydantic import BaseModel, ConfigDict, Field
 
 from framegate.engines.base import GenerationRequest
-from framegate.engines.vendors.base import (
-    MODERATION_BLOCKED,
-    UPSTREAM_TIMEOUT,
-    UpstreamError,
-    UpstreamJob,
-    UpstreamStatus,
-    VendorEngine,
-    VendorShape,
-    classify_status,
-    unavailable,
-)
+from framegate.engines.vendors import base
 from framegate.engines.vendors.kit import image_data_uri
 from framegate.exceptions import InvalidValue, PayloadTooLarge
 from framegate.kit.safe_fetch import FetchPolicy, save_capped
 
 # Codes of the upstream installation's failed tasks that mean the content was refused.
-_MODERATION_CODES = {MODERATION_BLOCKED, "content_policy_violation"}
+_MODERATION_CODES = {base.MODERATION_BLOCKED, "content_policy_violation"}
 
 
 class FramegateRouteSettings(BaseModel):
@@ -44,7 +34,7 @@ class FramegateRouteSettings(BaseModel):
     model: str = Field(min_length=1, description="The model (route id) on the upstream.")
 
 
-class FramegateEngine(VendorEngine):
+class FramegateEngine(base.VendorEngine):
     """``engine: framegate`` routes send tasks to FRAMEGATE_UPSTREAM_FRAMEGATE_URL."""
 
     name = "framegate"
@@ -54,7 +44,7 @@ class FramegateEngine(VendorEngine):
     def is_available(self, settings: Mapping[str, Any]) -> bool:
         return bool(self.api_key and self.base_url)
 
-    def refuse(self, settings: Mapping[str, Any], shape: VendorShape) -> None:
+    def refuse(self, settings: Mapping[str, Any], shape: base.VendorShape) -> None:
         if shape.has_last_image:
             raise InvalidValue(
                 "last_image is not forwarded to an upstream framegate installation; drop it "
@@ -68,7 +58,7 @@ class FramegateEngine(VendorEngine):
             api_key=self.api_key, base_url=self.base_url, timeout=self.timeout, max_retries=0
         )
 
-    async def submit(self, request: GenerationRequest) -> UpstreamJob:
+    async def submit(self, request: GenerationRequest) -> base.UpstreamJob:
         options = self.route_settings(request.settings)
         image = image_data_uri(request.input_image) if request.input_image is not None else None
         async with self._client() as client:
@@ -88,35 +78,35 @@ class FramegateEngine(VendorEngine):
             except APIError as exc:
                 raise _mapped(exc) from None
             except APITimeoutError as exc:
-                raise UpstreamError(
+                raise base.UpstreamError(
                     "framegate upstream: submission timed out",
-                    code=UPSTREAM_TIMEOUT,
+                    code=base.UPSTREAM_TIMEOUT,
                     retriable=True,
                 ) from exc
             except APIConnectionError as exc:
-                raise unavailable(f"framegate upstream: {exc}") from exc
-        return UpstreamJob(task.id)
+                raise base.unavailable(f"framegate upstream: {exc}") from exc
+        return base.UpstreamJob(task.id)
 
-    async def poll(self, job: UpstreamJob, request: GenerationRequest) -> UpstreamStatus:
+    async def poll(self, job: base.UpstreamJob, request: GenerationRequest) -> base.UpstreamStatus:
         async with self._client() as client:
             try:
                 task = await client.tasks.retrieve(job.id)
             except APIError as exc:
                 raise _mapped(exc) from None
             except APIConnectionError as exc:
-                raise unavailable(f"framegate upstream: {exc}") from exc
+                raise base.unavailable(f"framegate upstream: {exc}") from exc
         if task.status in ("queued", "processing"):
-            return UpstreamStatus("pending", progress=task.progress / 100)
+            return base.UpstreamStatus("pending", progress=task.progress / 100)
         if task.status == "completed" and task.result and task.result.data:
-            return UpstreamStatus("succeeded", progress=1.0, video_url=task.result.data[0].url)
+            return base.UpstreamStatus("succeeded", progress=1.0, video_url=task.result.data[0].url)
         code = task.error.code if task.error else "upstream_error"
         message = task.error.message if task.error else f"upstream task {task.status}"
-        mapped = MODERATION_BLOCKED if code in _MODERATION_CODES else "upstream_error"
-        return UpstreamStatus(
-            "failed", error=UpstreamError(f"framegate upstream: {message}", code=mapped)
+        mapped = base.MODERATION_BLOCKED if code in _MODERATION_CODES else "upstream_error"
+        return base.UpstreamStatus(
+            "failed", error=base.UpstreamError(f"framegate upstream: {message}", code=mapped)
         )
 
-    async def cancel(self, job: UpstreamJob, request: GenerationRequest) -> None:
+    async def cancel(self, job: base.UpstreamJob, request: GenerationRequest) -> None:
         async with self._client() as client:
             with contextlib.suppress(APIError, APIConnectionError):
                 await client.tasks.cancel(job.id)
@@ -130,7 +120,7 @@ class FramegateEngine(VendorEngine):
         try:
             async with self.http() as http, http.stream("GET", url) as response:
                 if response.status_code >= 400:
-                    raise classify_status(
+                    raise base.classify_status(
                         response.status_code,
                         f"framegate upstream: download failed with HTTP {response.status_code}",
                         response.headers,
@@ -143,15 +133,19 @@ class FramegateEngine(VendorEngine):
                         param="result",
                     )
                 except PayloadTooLarge:
-                    raise UpstreamError("framegate upstream: the result is too large") from None
+                    raise base.UpstreamError(
+                        "framegate upstream: the result is too large"
+                    ) from None
         except httpx.HTTPError as exc:
-            raise unavailable(f"framegate upstream: download failed: {exc}") from exc
+            raise base.unavailable(f"framegate upstream: download failed: {exc}") from exc
 
 
-def _mapped(exc: APIError) -> UpstreamError:
+def _mapped(exc: APIError) -> base.UpstreamError:
     if isinstance(exc, RateLimitError):
-        error = classify_status(429, f"framegate upstream: {exc.message}", exc.response.headers)
+        error = base.classify_status(
+            429, f"framegate upstream: {exc.message}", exc.response.headers
+        )
         return error
-    return classify_status(
+    return base.classify_status(
         exc.status_code, f"framegate upstream: {exc.message}", exc.response.headers
     )

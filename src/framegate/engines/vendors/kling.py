@@ -40,21 +40,7 @@ from PIL import Image
 from pydantic import BaseModel, ConfigDict, Field
 
 from framegate.engines.base import GenerationRequest
-from framegate.engines.vendors.base import (
-    MODERATION_BLOCKED,
-    UPSTREAM_AUTH,
-    UPSTREAM_ERROR,
-    UPSTREAM_INVALID,
-    UPSTREAM_TIMEOUT,
-    UpstreamError,
-    UpstreamJob,
-    UpstreamStatus,
-    VendorEngine,
-    VendorShape,
-    classify_status,
-    rate_limited,
-    unavailable,
-)
+from framegate.engines.vendors import base
 from framegate.engines.vendors.kit import as_base64, encode_image, fit_image
 from framegate.exceptions import InvalidValue
 from framegate.kit.http import retry_after_seconds
@@ -158,7 +144,7 @@ def fitted_base64(image: Image.Image, width: int, height: int) -> str:
     return as_base64(encode_image(fit_image(image, width, height), "JPEG", quality=95))
 
 
-class KlingEngine(VendorEngine):
+class KlingEngine(base.VendorEngine):
     """Kling AI's video models (text-to-video, image-to-video, first+last frame)."""
 
     name = "kling"
@@ -170,16 +156,13 @@ class KlingEngine(VendorEngine):
         *,
         api_key: str | None = None,
         base_url: str = DEFAULT_BASE_URL,
-        timeout: float = 30.0,
-        poll_interval: float | None = None,
         access_key: str | None = None,
         secret_key: str | None = None,
+        **options: Any,
     ) -> None:
         # Kling's credentials are a pair: api_key, when given, is the access key.
         access = access_key or api_key
-        super().__init__(
-            api_key=access, base_url=base_url, timeout=timeout, poll_interval=poll_interval
-        )
+        super().__init__(api_key=access, base_url=base_url, **options)
         self.access_key = access
         self.secret_key = secret_key
         self._token: str | None = None
@@ -214,7 +197,7 @@ class KlingEngine(VendorEngine):
         if problems:
             raise ValueError("; ".join(problems))
 
-    def refuse(self, settings: Mapping[str, Any], shape: VendorShape) -> None:
+    def refuse(self, settings: Mapping[str, Any], shape: base.VendorShape) -> None:
         config: KlingSettings = self.route_settings(settings)
         support = MODELS[config.model_name]
         model = config.model_name
@@ -271,7 +254,7 @@ class KlingEngine(VendorEngine):
 
     # -- jobs ----------------------------------------------------------------------------
 
-    async def submit(self, request: GenerationRequest) -> UpstreamJob:
+    async def submit(self, request: GenerationRequest) -> base.UpstreamJob:
         config: KlingSettings = self.route_settings(request.settings)
         seconds = round(request.duration) if request.duration else min(DURATIONS)
         body: dict[str, Any] = {"model_name": config.model_name, "mode": config.mode}
@@ -301,47 +284,49 @@ class KlingEngine(VendorEngine):
         data = await self._call("POST", f"/v1/videos/{endpoint}", body)
         task_id = data.get("task_id")
         if not isinstance(task_id, str) or not task_id:
-            raise UpstreamError(f"kling: {endpoint} answered without a task_id")
-        return UpstreamJob(id=task_id, data={"endpoint": endpoint})
+            raise base.UpstreamError(f"kling: {endpoint} answered without a task_id")
+        return base.UpstreamJob(id=task_id, data={"endpoint": endpoint})
 
-    async def poll(self, job: UpstreamJob, request: GenerationRequest) -> UpstreamStatus:
+    async def poll(self, job: base.UpstreamJob, request: GenerationRequest) -> base.UpstreamStatus:
         endpoint = job.data.get("endpoint", "text2video")
         if endpoint not in ("text2video", "image2video"):
-            raise UpstreamError(f"kling: unknown job endpoint {endpoint!r}")
+            raise base.UpstreamError(f"kling: unknown job endpoint {endpoint!r}")
         path = f"/v1/videos/{endpoint}/{urllib.parse.quote(job.id, safe='')}"
         data = await self._call("GET", path)
         status = data.get("task_status")
         if status == "succeed":
             url = _first_video_url(data)
             if url is None:
-                return UpstreamStatus(
+                return base.UpstreamStatus(
                     state="failed",
-                    error=UpstreamError("kling: the task succeeded but returned no video"),
+                    error=base.UpstreamError("kling: the task succeeded but returned no video"),
                 )
-            return UpstreamStatus(state="succeeded", progress=1.0, video_url=url)
+            return base.UpstreamStatus(state="succeeded", progress=1.0, video_url=url)
         if status == "failed":
             reason = self._scrub(str(data.get("task_status_msg") or "no reason given"))
             lowered = reason.lower()
             if any(hint in lowered for hint in MODERATION_HINTS):
-                error = UpstreamError(
+                error = base.UpstreamError(
                     f"kling: the content was refused by Kling's safety review: {reason}",
-                    code=MODERATION_BLOCKED,
+                    code=base.MODERATION_BLOCKED,
                 )
             else:
-                error = UpstreamError(f"kling: the task failed: {reason}", code=UPSTREAM_ERROR)
-            return UpstreamStatus(state="failed", error=error)
+                error = base.UpstreamError(
+                    f"kling: the task failed: {reason}", code=base.UPSTREAM_ERROR
+                )
+            return base.UpstreamStatus(state="failed", error=error)
         # "submitted", "processing" (and anything newer): not finished. Kling reports no
         # progress fraction.
-        return UpstreamStatus(state="pending")
+        return base.UpstreamStatus(state="pending")
 
     # -- REST plumbing ---------------------------------------------------------------------
 
     def _authorization(self) -> str:
         if not self.access_key or not self.secret_key:
-            raise UpstreamError(
+            raise base.UpstreamError(
                 "kling: no access key and secret key are configured "
                 "(FRAMEGATE_KLING_ACCESS_KEY, FRAMEGATE_KLING_SECRET_KEY)",
-                code=UPSTREAM_AUTH,
+                code=base.UPSTREAM_AUTH,
             )
         now = time.time()
         if self._token is None or now >= self._token_expires - TOKEN_REFRESH_MARGIN_SECONDS:
@@ -368,19 +353,19 @@ class KlingEngine(VendorEngine):
             async with self.http() as client:
                 response = await client.request(method, path, json=body, headers=headers)
         except httpx.TimeoutException as exc:
-            raise UpstreamError(
-                f"kling: {what} timed out", code=UPSTREAM_TIMEOUT, retriable=True
+            raise base.UpstreamError(
+                f"kling: {what} timed out", code=base.UPSTREAM_TIMEOUT, retriable=True
             ) from exc
         except httpx.HTTPError as exc:
-            raise unavailable(f"kling: {what} failed: {type(exc).__name__}") from exc
+            raise base.unavailable(f"kling: {what} failed: {type(exc).__name__}") from exc
         try:
             payload: Any = response.json()
         except ValueError:
             payload = None
         if not isinstance(payload, dict):
             if response.status_code == 200:
-                raise UpstreamError(f"kling: {what} answered something that is not JSON")
-            raise classify_status(
+                raise base.UpstreamError(f"kling: {what} answered something that is not JSON")
+            raise base.classify_status(
                 response.status_code,
                 f"kling: {what} answered HTTP {response.status_code}",
                 response.headers,
@@ -389,36 +374,40 @@ class KlingEngine(VendorEngine):
         if response.status_code == 200 and code == 0:
             data = payload.get("data")
             if not isinstance(data, dict):
-                raise UpstreamError(f"kling: {what} answered without data")
+                raise base.UpstreamError(f"kling: {what} answered without data")
             return data
         raise self._error(what, response, code, payload.get("message"))
 
-    def _error(self, what: str, response: httpx.Response, code: Any, message: Any) -> UpstreamError:
+    def _error(
+        self, what: str, response: httpx.Response, code: Any, message: Any
+    ) -> base.UpstreamError:
         status = response.status_code
         text = self._scrub(str(message or "no message"))
         detail = f"kling: {what} was refused: {text} (code {code}, HTTP {status})"
         if not isinstance(code, int):
-            return classify_status(status, detail, response.headers)
+            return base.classify_status(status, detail, response.headers)
         if 1000 <= code <= 1004 or code == 1304:
             # Authentication failed / IP allowlist: the operator's keys or setup.
-            return UpstreamError(detail, code=UPSTREAM_AUTH, status_code=status)
+            return base.UpstreamError(detail, code=base.UPSTREAM_AUTH, status_code=status)
         if 1100 <= code <= 1103:
             # Account trouble (arrears, resource pack used up, no access to the model):
             # served with HTTP 429, but waiting does not help.
-            return UpstreamError(detail, code=UPSTREAM_AUTH, status_code=status)
+            return base.UpstreamError(detail, code=base.UPSTREAM_AUTH, status_code=status)
         if code == 1301:
-            return UpstreamError(detail, code=MODERATION_BLOCKED, status_code=status)
+            return base.UpstreamError(detail, code=base.MODERATION_BLOCKED, status_code=status)
         if code in (1302, 1303):
-            return rate_limited(detail, retry_after_seconds(response.headers.get("retry-after")))
+            return base.rate_limited(
+                detail, retry_after_seconds(response.headers.get("retry-after"))
+            )
         if 1200 <= code <= 1203 or code == 1300:
-            return UpstreamError(detail, code=UPSTREAM_INVALID, status_code=status)
+            return base.UpstreamError(detail, code=base.UPSTREAM_INVALID, status_code=status)
         if 5000 <= code <= 5002:
             if code == 5002:
-                return UpstreamError(
-                    detail, code=UPSTREAM_TIMEOUT, retriable=True, status_code=status
+                return base.UpstreamError(
+                    detail, code=base.UPSTREAM_TIMEOUT, retriable=True, status_code=status
                 )
-            return unavailable(detail, status)
-        return classify_status(status, detail, response.headers)
+            return base.unavailable(detail, status)
+        return base.classify_status(status, detail, response.headers)
 
     def _scrub(self, text: str) -> str:
         """Vendor text with the operator's credentials (should they ever be echoed) removed."""

@@ -30,20 +30,7 @@ from lumaai.types.generation_create_params import Keyframes
 from pydantic import BaseModel, ConfigDict
 
 from framegate.engines.base import GenerationRequest
-from framegate.engines.vendors.base import (
-    MODERATION_BLOCKED,
-    UPSTREAM_AUTH,
-    UPSTREAM_ERROR,
-    UPSTREAM_INVALID,
-    UPSTREAM_TIMEOUT,
-    UpstreamError,
-    UpstreamJob,
-    UpstreamStatus,
-    VendorEngine,
-    VendorShape,
-    classify_status,
-    unavailable,
-)
+from framegate.engines.vendors import base
 from framegate.exceptions import InvalidValue
 
 logger = logging.getLogger(__name__)
@@ -107,7 +94,7 @@ def _detail(body: object) -> str:
     return text[:500] + ("..." if len(text) > 500 else "")
 
 
-class LumaEngine(VendorEngine):
+class LumaEngine(base.VendorEngine):
     """Luma Dream Machine: text-to-video, first frame and/or last frame by URL."""
 
     name = "luma"
@@ -116,7 +103,7 @@ class LumaEngine(VendorEngine):
 
     # -- catalog -------------------------------------------------------------------------
 
-    def refuse(self, settings: Mapping[str, Any], shape: VendorShape) -> None:
+    def refuse(self, settings: Mapping[str, Any], shape: base.VendorShape) -> None:
         options: LumaSettings = self.route_settings(settings)
         label = f"{shape.width}x{shape.height}"
         if label not in SIZES:
@@ -164,9 +151,9 @@ class LumaEngine(VendorEngine):
 
     def _client(self) -> AsyncLumaAI:
         if not self.api_key:
-            raise UpstreamError(
+            raise base.UpstreamError(
                 "luma: no API key is configured (set FRAMEGATE_LUMA_API_KEY).",
-                code=UPSTREAM_AUTH,
+                code=base.UPSTREAM_AUTH,
             )
         return AsyncLumaAI(
             auth_token=self.api_key,
@@ -180,21 +167,23 @@ class LumaEngine(VendorEngine):
             text = text.replace(self.api_key, "***")
         return text
 
-    def _error(self, exc: lumaai.LumaAIError, action: str) -> UpstreamError:
+    def _error(self, exc: lumaai.LumaAIError, action: str) -> base.UpstreamError:
         """An SDK exception as an UpstreamError (never carrying the key)."""
         if isinstance(exc, lumaai.APITimeoutError):
-            return UpstreamError(
-                f"luma: {action} timed out.", code=UPSTREAM_TIMEOUT, retriable=True
+            return base.UpstreamError(
+                f"luma: {action} timed out.", code=base.UPSTREAM_TIMEOUT, retriable=True
             )
         if isinstance(exc, lumaai.APIConnectionError):
-            return unavailable(f"luma: {action} failed: could not connect to the Luma API.")
+            return base.unavailable(f"luma: {action} failed: could not connect to the Luma API.")
         if isinstance(exc, lumaai.APIStatusError):
             detail = self._scrub(_detail(exc.body))
             message = f"luma: {action} failed: HTTP {exc.status_code}: {detail}"
             if exc.status_code in (400, 422) and _is_moderation(detail):
-                return UpstreamError(message, code=MODERATION_BLOCKED, status_code=exc.status_code)
-            return classify_status(exc.status_code, message, exc.response.headers)
-        return UpstreamError(f"luma: {action} failed: {self._scrub(str(exc))}")
+                return base.UpstreamError(
+                    message, code=base.MODERATION_BLOCKED, status_code=exc.status_code
+                )
+            return base.classify_status(exc.status_code, message, exc.response.headers)
+        return base.UpstreamError(f"luma: {action} failed: {self._scrub(str(exc))}")
 
     def _keyframes(self, request: GenerationRequest) -> Keyframes | None:
         first = self._image_url(request.input_image, request.input_image_url, "input_image")
@@ -211,25 +200,26 @@ class LumaEngine(VendorEngine):
         if url:
             return url
         if image is not None:
-            raise UpstreamError(
+            raise base.UpstreamError(
                 f"luma: Luma takes {field} only by URL and this installation has no public "
                 "URL for stored images; the operator must set FRAMEGATE_PUBLIC_URL.",
-                code=UPSTREAM_INVALID,
+                code=base.UPSTREAM_INVALID,
             )
         return None
 
-    async def submit(self, request: GenerationRequest) -> UpstreamJob:
+    async def submit(self, request: GenerationRequest) -> base.UpstreamJob:
         options: LumaSettings = self.route_settings(request.settings)
         label = f"{request.width}x{request.height}"
         if label not in SIZES:
-            raise UpstreamError(
-                f"luma: size {label} is not one Luma renders.", code=UPSTREAM_INVALID
+            raise base.UpstreamError(
+                f"luma: size {label} is not one Luma renders.", code=base.UPSTREAM_INVALID
             )
         resolution, aspect_ratio = SIZES[label]
         duration = DURATIONS.get(round(request.duration))
         if duration is None or abs(request.duration - round(request.duration)) > 1e-6:
-            raise UpstreamError(
-                f"luma: duration {request.duration:g} s is not 5 or 9 s.", code=UPSTREAM_INVALID
+            raise base.UpstreamError(
+                f"luma: duration {request.duration:g} s is not 5 or 9 s.",
+                code=base.UPSTREAM_INVALID,
             )
         keyframes = self._keyframes(request)
         extra: dict[str, Any] = {}
@@ -250,10 +240,10 @@ class LumaEngine(VendorEngine):
         except lumaai.LumaAIError as exc:
             raise self._error(exc, "creating the generation") from exc
         if not generation.id:
-            raise UpstreamError("luma: the API answered a generation without an id.")
-        return UpstreamJob(id=generation.id, data={"model": options.model})
+            raise base.UpstreamError("luma: the API answered a generation without an id.")
+        return base.UpstreamJob(id=generation.id, data={"model": options.model})
 
-    async def poll(self, job: UpstreamJob, request: GenerationRequest) -> UpstreamStatus:
+    async def poll(self, job: base.UpstreamJob, request: GenerationRequest) -> base.UpstreamStatus:
         try:
             async with self._client() as client:
                 generation = await client.generations.get(job.id)
@@ -261,40 +251,40 @@ class LumaEngine(VendorEngine):
             raise self._error(exc, f"reading generation {job.id}") from exc
         return self._status(generation, job.id)
 
-    def _status(self, generation: Generation, job_id: str) -> UpstreamStatus:
+    def _status(self, generation: Generation, job_id: str) -> base.UpstreamStatus:
         state = generation.state
         if state in ("queued", "dreaming"):
-            return UpstreamStatus(state="pending")
+            return base.UpstreamStatus(state="pending")
         if state == "completed":
             video = generation.assets.video if generation.assets else None
             if not video:
-                return UpstreamStatus(
+                return base.UpstreamStatus(
                     state="failed",
-                    error=UpstreamError(
+                    error=base.UpstreamError(
                         f"luma: generation {job_id} completed without a video.",
-                        code=UPSTREAM_ERROR,
+                        code=base.UPSTREAM_ERROR,
                     ),
                 )
-            return UpstreamStatus(state="succeeded", progress=1.0, video_url=video)
+            return base.UpstreamStatus(state="succeeded", progress=1.0, video_url=video)
         if state == "failed":
             reason = self._scrub(generation.failure_reason or "no reason given")
-            code = MODERATION_BLOCKED if _is_moderation(reason) else UPSTREAM_ERROR
-            return UpstreamStatus(
+            code = base.MODERATION_BLOCKED if _is_moderation(reason) else base.UPSTREAM_ERROR
+            return base.UpstreamStatus(
                 state="failed",
-                error=UpstreamError(f"luma: generation {job_id} failed: {reason}", code=code),
+                error=base.UpstreamError(f"luma: generation {job_id} failed: {reason}", code=code),
             )
         if state is None:
-            raise UpstreamError(f"luma: generation {job_id} was answered without a state.")
+            raise base.UpstreamError(f"luma: generation {job_id} was answered without a state.")
         # A state this SDK does not know yet: keep polling until the task's deadline.
         logger.warning("luma: generation %s has unknown state %r", job_id, state)
-        return UpstreamStatus(state="pending")
+        return base.UpstreamStatus(state="pending")
 
-    async def cancel(self, job: UpstreamJob, request: GenerationRequest) -> None:
+    async def cancel(self, job: base.UpstreamJob, request: GenerationRequest) -> None:
         """Luma has no cancel; deleting the generation is the closest (best effort)."""
         try:
             async with self._client() as client:
                 await client.generations.delete(job.id)
-        except (lumaai.LumaAIError, UpstreamError) as exc:
+        except (lumaai.LumaAIError, base.UpstreamError) as exc:
             logger.info("luma: deleting generation %s failed: %s", job.id, self._scrub(str(exc)))
 
 

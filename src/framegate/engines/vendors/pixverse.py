@@ -34,21 +34,7 @@ from PIL import Image
 from pydantic import BaseModel, ConfigDict, Field
 
 from framegate.engines.base import GenerationRequest
-from framegate.engines.vendors.base import (
-    MODERATION_BLOCKED,
-    UPSTREAM_AUTH,
-    UPSTREAM_ERROR,
-    UPSTREAM_INVALID,
-    UPSTREAM_TIMEOUT,
-    UpstreamError,
-    UpstreamJob,
-    UpstreamStatus,
-    VendorEngine,
-    VendorShape,
-    classify_status,
-    rate_limited,
-    unavailable,
-)
+from framegate.engines.vendors import base
 from framegate.engines.vendors.kit import encode_image, fit_image
 from framegate.exceptions import InvalidValue
 from framegate.kit.http import retry_after_seconds
@@ -140,28 +126,19 @@ class PixVerseSettings(BaseModel):
     water_mark: bool = False
 
 
-class PixVerseEngine(VendorEngine):
+class PixVerseEngine(base.VendorEngine):
     name = "pixverse"
     settings_model: ClassVar[type[BaseModel]] = PixVerseSettings
     default_poll_interval: ClassVar[float] = 5.0
 
-    def __init__(
-        self,
-        *,
-        api_key: str | None,
-        base_url: str = DEFAULT_BASE_URL,
-        timeout: float = 30.0,
-        poll_interval: float | None = None,
-    ) -> None:
-        super().__init__(
-            api_key=api_key, base_url=base_url, timeout=timeout, poll_interval=poll_interval
-        )
+    def __init__(self, *, base_url: str = DEFAULT_BASE_URL, **options: Any) -> None:
+        super().__init__(base_url=base_url, **options)
         # Per task: how many submits PixVerse has answered with an error (see module doc).
         self._refused_submits: dict[str, int] = {}
 
     # -- catalog -------------------------------------------------------------------------
 
-    def refuse(self, settings: Mapping[str, Any], shape: VendorShape) -> None:
+    def refuse(self, settings: Mapping[str, Any], shape: base.VendorShape) -> None:
         options: PixVerseSettings = self.route_settings(settings)
         label = f"{shape.width}x{shape.height}"
         if label not in PIXVERSE_SIZES:
@@ -221,13 +198,13 @@ class PixVerseEngine(VendorEngine):
 
     # -- jobs ----------------------------------------------------------------------------
 
-    async def submit(self, request: GenerationRequest) -> UpstreamJob:
+    async def submit(self, request: GenerationRequest) -> base.UpstreamJob:
         self._require_key()
         options: PixVerseSettings = self.route_settings(request.settings)
         label = f"{request.width}x{request.height}"
         if label not in PIXVERSE_SIZES:
-            raise UpstreamError(
-                f"pixverse: size {label} is not one PixVerse renders", code=UPSTREAM_INVALID
+            raise base.UpstreamError(
+                f"pixverse: size {label} is not one PixVerse renders", code=base.UPSTREAM_INVALID
             )
         quality, aspect_ratio = PIXVERSE_SIZES[label]
         duration = round(request.duration)
@@ -266,7 +243,7 @@ class PixVerseEngine(VendorEngine):
             )
             try:
                 resp = self._answer(response, "submit")
-            except UpstreamError:
+            except base.UpstreamError:
                 if _response_err_code(response) not in (None, 0):
                     # PixVerse answered this trace id; a retry needs a new one.
                     self._refused_submits[request.task_id] = (
@@ -275,10 +252,12 @@ class PixVerseEngine(VendorEngine):
                 raise
         video_id = resp.get("video_id")
         if isinstance(video_id, bool) or not isinstance(video_id, int | str) or video_id == "":
-            raise UpstreamError(f"pixverse: submit answered without a video_id ({resp!r:.200})")
-        return UpstreamJob(id=str(video_id), data={"mode": mode})
+            raise base.UpstreamError(
+                f"pixverse: submit answered without a video_id ({resp!r:.200})"
+            )
+        return base.UpstreamJob(id=str(video_id), data={"mode": mode})
 
-    async def poll(self, job: UpstreamJob, request: GenerationRequest) -> UpstreamStatus:
+    async def poll(self, job: base.UpstreamJob, request: GenerationRequest) -> base.UpstreamStatus:
         self._require_key()
         async with self.http() as client:
             response = await self._send(
@@ -295,38 +274,38 @@ class PixVerseEngine(VendorEngine):
         if status == STATUS_SUCCEEDED:
             url = resp.get("url")
             if not isinstance(url, str) or not url:
-                return UpstreamStatus(
+                return base.UpstreamStatus(
                     state="failed",
-                    error=UpstreamError(
-                        f"pixverse: video {job.id} finished without a url", code=UPSTREAM_ERROR
+                    error=base.UpstreamError(
+                        f"pixverse: video {job.id} finished without a url", code=base.UPSTREAM_ERROR
                     ),
                 )
-            return UpstreamStatus(state="succeeded", progress=1.0, video_url=url)
+            return base.UpstreamStatus(state="succeeded", progress=1.0, video_url=url)
         if status == STATUS_MODERATED:
-            return UpstreamStatus(
+            return base.UpstreamStatus(
                 state="failed",
-                error=UpstreamError(
+                error=base.UpstreamError(
                     f"pixverse: content moderation blocked video {job.id} (status 7); "
                     "change the prompt or the image",
-                    code=MODERATION_BLOCKED,
+                    code=base.MODERATION_BLOCKED,
                 ),
             )
         if status == STATUS_FAILED:
-            return UpstreamStatus(
+            return base.UpstreamStatus(
                 state="failed",
-                error=UpstreamError(
+                error=base.UpstreamError(
                     f"pixverse: generation of video {job.id} failed (status 8)",
-                    code=UPSTREAM_ERROR,
+                    code=base.UPSTREAM_ERROR,
                 ),
             )
         # 5 (generating) and anything undocumented: not finished yet.
-        return UpstreamStatus(state="pending", poll_after=self.poll_interval)
+        return base.UpstreamStatus(state="pending", poll_after=self.poll_interval)
 
     # -- helpers -------------------------------------------------------------------------
 
     def _require_key(self) -> None:
         if not self.api_key:
-            raise UpstreamError("pixverse: no API key is configured", code=UPSTREAM_AUTH)
+            raise base.UpstreamError("pixverse: no API key is configured", code=base.UPSTREAM_AUTH)
 
     def _submit_trace_id(self, task_id: str, parameters: list[Any]) -> str:
         if len(self._refused_submits) > _MAX_TRACKED_TASKS:
@@ -350,7 +329,7 @@ class PixVerseEngine(VendorEngine):
         resp = self._answer(response, "image upload")
         img_id = resp.get("img_id")
         if isinstance(img_id, bool) or not isinstance(img_id, int | str) or img_id == "":
-            raise UpstreamError(
+            raise base.UpstreamError(
                 f"pixverse: image upload answered without an img_id ({resp!r:.200})"
             )
         return img_id
@@ -370,13 +349,13 @@ class PixVerseEngine(VendorEngine):
         try:
             return await client.request(method, path, headers=headers, json=json, files=files)
         except httpx.TimeoutException as exc:
-            raise UpstreamError(
+            raise base.UpstreamError(
                 f"pixverse: {what} timed out ({type(exc).__name__})",
-                code=UPSTREAM_TIMEOUT,
+                code=base.UPSTREAM_TIMEOUT,
                 retriable=True,
             ) from exc
         except httpx.HTTPError as exc:
-            raise unavailable(self._scrub(f"pixverse: {what} failed: {exc!r}")) from exc
+            raise base.unavailable(self._scrub(f"pixverse: {what} failed: {exc!r}")) from exc
 
     def _answer(self, response: httpx.Response, what: str) -> dict[str, Any]:
         """The ``Resp`` of a successful answer; raise UpstreamError for any other."""
@@ -395,19 +374,19 @@ class PixVerseEngine(VendorEngine):
             + (f": {message[:300]}" if message else "")
         )
         if status in (401, 403):
-            raise classify_status(status, detail, response.headers)
+            raise base.classify_status(status, detail, response.headers)
         if code is not None and code != 0:
             known = _classify_err_code(code, detail, response.headers)
             if known is not None:
                 raise known
         if status >= 400:
-            raise classify_status(status, detail, response.headers)
+            raise base.classify_status(status, detail, response.headers)
         if code is None or code != 0:
-            kind = UPSTREAM_INVALID if code is not None and 400000 <= code < 500000 else None
-            raise UpstreamError(detail, code=kind or UPSTREAM_ERROR, status_code=status)
+            kind = base.UPSTREAM_INVALID if code is not None and 400000 <= code < 500000 else None
+            raise base.UpstreamError(detail, code=kind or base.UPSTREAM_ERROR, status_code=status)
         resp = body.get("Resp") if isinstance(body, dict) else None
         if not isinstance(resp, dict):
-            raise UpstreamError(f"{detail}: the answer has no Resp object", status_code=status)
+            raise base.UpstreamError(f"{detail}: the answer has no Resp object", status_code=status)
         return resp
 
     def _scrub(self, text: str) -> str:
@@ -437,22 +416,24 @@ def _err_code(body: Any) -> int | None:
     return None
 
 
-def _classify_err_code(code: int, message: str, headers: Mapping[str, str]) -> UpstreamError | None:
+def _classify_err_code(
+    code: int, message: str, headers: Mapping[str, str]
+) -> base.UpstreamError | None:
     if code in ERR_AUTH:
-        return UpstreamError(message, code=UPSTREAM_AUTH)
+        return base.UpstreamError(message, code=base.UPSTREAM_AUTH)
     if code in ERR_INVALID:
-        return UpstreamError(message, code=UPSTREAM_INVALID)
+        return base.UpstreamError(message, code=base.UPSTREAM_INVALID)
     if code in ERR_MODERATION:
-        return UpstreamError(message, code=MODERATION_BLOCKED)
+        return base.UpstreamError(message, code=base.MODERATION_BLOCKED)
     if code == ERR_CONCURRENCY:
         hint = retry_after_seconds(headers.get("retry-after"))
-        return rate_limited(message, CONCURRENCY_RETRY_AFTER if hint is None else hint)
+        return base.rate_limited(message, CONCURRENCY_RETRY_AFTER if hint is None else hint)
     if code in ERR_UNAVAILABLE:
-        return unavailable(message)
+        return base.unavailable(message)
     if code == ERR_BALANCE:
-        return UpstreamError(message, code=UPSTREAM_ERROR, status_code=402)
+        return base.UpstreamError(message, code=base.UPSTREAM_ERROR, status_code=402)
     if code in ERR_GONE:
-        return UpstreamError(message, code=UPSTREAM_ERROR, status_code=404)
+        return base.UpstreamError(message, code=base.UPSTREAM_ERROR, status_code=404)
     return None
 
 

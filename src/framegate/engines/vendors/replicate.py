@@ -37,21 +37,7 @@ from replicate.exceptions import ReplicateError
 from replicate.prediction import Prediction
 
 from framegate.engines.base import GenerationRequest
-from framegate.engines.vendors.base import (
-    MODERATION_BLOCKED,
-    UPSTREAM_AUTH,
-    UPSTREAM_ERROR,
-    UPSTREAM_INVALID,
-    UPSTREAM_TIMEOUT,
-    UpstreamError,
-    UpstreamJob,
-    UpstreamStatus,
-    VendorEngine,
-    VendorShape,
-    classify_status,
-    rate_limited,
-    unavailable,
-)
+from framegate.engines.vendors import base
 from framegate.engines.vendors.kit import capped_data_uri, data_uri_chars, fit_image
 from framegate.exceptions import InvalidValue
 from framegate.kit.http import retry_after_seconds
@@ -146,23 +132,14 @@ class ReplicateSettings(BaseModel):
         return None if self.version is None else self.version.rsplit(":", 1)[-1]
 
 
-class ReplicateEngine(VendorEngine):
+class ReplicateEngine(base.VendorEngine):
     name = "replicate"
     settings_model = ReplicateSettings
     # Video models take minutes; Replicate gives no polling hint.
     default_poll_interval: ClassVar[float] = 5.0
 
-    def __init__(
-        self,
-        *,
-        api_key: str | None,
-        base_url: str,
-        timeout: float = 30.0,
-        poll_interval: float | None = None,
-    ) -> None:
-        super().__init__(
-            api_key=api_key, base_url=base_url, timeout=timeout, poll_interval=poll_interval
-        )
+    def __init__(self, **options: Any) -> None:
+        super().__init__(**options)
         # The SDK's paths start with /v1: accept a base URL written with it too.
         if self.base_url.endswith("/v1"):
             self.base_url = self.base_url[: -len("/v1")]
@@ -186,7 +163,7 @@ class ReplicateEngine(VendorEngine):
                     f"({', '.join(config.sizes)}); not covered: {missing or 'any size'}"
                 )
 
-    def refuse(self, settings: Mapping[str, Any], shape: VendorShape) -> None:
+    def refuse(self, settings: Mapping[str, Any], shape: base.VendorShape) -> None:
         config: ReplicateSettings = self.route_settings(settings)
         inputs = config.inputs
         model = config.ref
@@ -239,7 +216,7 @@ class ReplicateEngine(VendorEngine):
 
     # -- jobs ----------------------------------------------------------------------------
 
-    async def submit(self, request: GenerationRequest) -> UpstreamJob:
+    async def submit(self, request: GenerationRequest) -> base.UpstreamJob:
         config: ReplicateSettings = self.route_settings(request.settings)
         body = self.build_input(config, request)
 
@@ -250,10 +227,10 @@ class ReplicateEngine(VendorEngine):
 
         prediction = await self._call(create, "creating the prediction")
         if not prediction.id:
-            raise UpstreamError("replicate: the prediction was created without an id")
-        return UpstreamJob(id=prediction.id, data={"model": config.ref})
+            raise base.UpstreamError("replicate: the prediction was created without an id")
+        return base.UpstreamJob(id=prediction.id, data={"model": config.ref})
 
-    async def poll(self, job: UpstreamJob, request: GenerationRequest) -> UpstreamStatus:
+    async def poll(self, job: base.UpstreamJob, request: GenerationRequest) -> base.UpstreamStatus:
         async def get(client: replicate.Client) -> Prediction:
             return await client.predictions.async_get(job.id)
 
@@ -262,31 +239,35 @@ class ReplicateEngine(VendorEngine):
         if status == "succeeded":
             url = _output_url(prediction.output)
             if url is None:
-                return UpstreamStatus(
+                return base.UpstreamStatus(
                     state="failed",
-                    error=UpstreamError(
+                    error=base.UpstreamError(
                         f"replicate: prediction {job.id} succeeded without a video URL"
                     ),
                 )
-            return UpstreamStatus(state="succeeded", progress=1.0, video_url=url)
+            return base.UpstreamStatus(state="succeeded", progress=1.0, video_url=url)
         if status == "failed":
             message = self._scrub(prediction.error or "the prediction failed")
-            code = MODERATION_BLOCKED if _MODERATION_RE.search(message) else UPSTREAM_ERROR
-            return UpstreamStatus(
+            code = (
+                base.MODERATION_BLOCKED if _MODERATION_RE.search(message) else base.UPSTREAM_ERROR
+            )
+            return base.UpstreamStatus(
                 state="failed",
-                error=UpstreamError(f"replicate: prediction {job.id} failed: {message}", code=code),
+                error=base.UpstreamError(
+                    f"replicate: prediction {job.id} failed: {message}", code=code
+                ),
             )
         if status == "canceled":
-            return UpstreamStatus(
+            return base.UpstreamStatus(
                 state="failed",
-                error=UpstreamError(f"replicate: prediction {job.id} was canceled"),
+                error=base.UpstreamError(f"replicate: prediction {job.id} was canceled"),
             )
         progress = prediction.progress
-        return UpstreamStatus(
+        return base.UpstreamStatus(
             state="pending", progress=None if progress is None else progress.percentage
         )
 
-    async def cancel(self, job: UpstreamJob, request: GenerationRequest) -> None:
+    async def cancel(self, job: base.UpstreamJob, request: GenerationRequest) -> None:
         async def cancel(client: replicate.Client) -> Prediction:
             return await client.predictions.async_cancel(job.id)
 
@@ -303,8 +284,9 @@ class ReplicateEngine(VendorEngine):
         label = f"{request.width}x{request.height}"
         if config.sizes is not None:
             if label not in config.sizes:
-                raise UpstreamError(
-                    f"replicate: {config.ref} does not make {label} videos", code=UPSTREAM_INVALID
+                raise base.UpstreamError(
+                    f"replicate: {config.ref} does not make {label} videos",
+                    code=base.UPSTREAM_INVALID,
                 )
             body.update(config.sizes[label])
         fields: list[tuple[str | None, Any]] = [
@@ -330,9 +312,9 @@ class ReplicateEngine(VendorEngine):
     async def _call(self, operation: Callable[[replicate.Client], Awaitable[T]], what: str) -> T:
         """Run one SDK call against the configured base URL, mapping its failures."""
         if not self.api_key:
-            raise UpstreamError(
+            raise base.UpstreamError(
                 "replicate: no API token is configured (FRAMEGATE_REPLICATE_API_TOKEN)",
-                code=UPSTREAM_AUTH,
+                code=base.UPSTREAM_AUTH,
             )
         last: dict[str, httpx.Headers] = {}
 
@@ -355,16 +337,16 @@ class ReplicateEngine(VendorEngine):
         except ReplicateError as exc:
             raise self._api_error(exc, last.get("headers"), what) from None
         except httpx.TimeoutException as exc:
-            raise UpstreamError(
+            raise base.UpstreamError(
                 f"replicate: {what}: no answer within {self.timeout:g} s",
-                code=UPSTREAM_TIMEOUT,
+                code=base.UPSTREAM_TIMEOUT,
                 retriable=True,
             ) from exc
         except httpx.HTTPError as exc:
-            raise unavailable(f"replicate: {what}: {type(exc).__name__}: {exc}") from exc
+            raise base.unavailable(f"replicate: {what}: {type(exc).__name__}: {exc}") from exc
         except (ValueError, TypeError) as exc:
             # A body that is not JSON, or not a prediction.
-            raise UpstreamError(
+            raise base.UpstreamError(
                 f"replicate: {what}: unexpected answer: {self._scrub(str(exc))[:300]}"
             ) from exc
         finally:
@@ -372,13 +354,13 @@ class ReplicateEngine(VendorEngine):
 
     def _api_error(
         self, exc: ReplicateError, headers: httpx.Headers | None, what: str
-    ) -> UpstreamError:
+    ) -> base.UpstreamError:
         status = exc.status or 502
         summary = "; ".join(part for part in (exc.title, exc.detail) if part) or "no detail"
         message = f"replicate: {what}: HTTP {status}: {self._scrub(summary)}"
         if status == 429:
-            return rate_limited(message, throttle_delay(exc.detail or "", headers or {}))
-        return classify_status(status, message, headers or httpx.Headers())
+            return base.rate_limited(message, throttle_delay(exc.detail or "", headers or {}))
+        return base.classify_status(status, message, headers or httpx.Headers())
 
     def _scrub(self, text: str) -> str:
         return text.replace(self.api_key, "***") if self.api_key else text

@@ -23,19 +23,7 @@ from PIL import Image
 from pydantic import BaseModel, ConfigDict, model_validator
 
 from framegate.engines.base import GenerationRequest
-from framegate.engines.vendors.base import (
-    MODERATION_BLOCKED,
-    UPSTREAM_ERROR,
-    UPSTREAM_INVALID,
-    UPSTREAM_TIMEOUT,
-    UpstreamError,
-    UpstreamJob,
-    UpstreamStatus,
-    VendorEngine,
-    VendorShape,
-    classify_status,
-    unavailable,
-)
+from framegate.engines.vendors import base
 from framegate.engines.vendors.kit import capped_data_uri
 from framegate.exceptions import InvalidValue
 
@@ -68,6 +56,16 @@ class _ModelSpec:
     content_moderation: bool = False
 
 
+# Runway's two Veo models accept the same parameters.
+_VEO_SPEC = _ModelSpec(
+    text_ratios=_VEO_RATIOS,
+    image_ratios=_VEO_RATIOS,
+    durations=(4, 6, 8),
+    last_frame=True,
+    negative_prompt=True,
+    audio=True,
+)
+
 MODELS: dict[str, _ModelSpec] = {
     "gen4_turbo": _ModelSpec(
         text_ratios=(), image_ratios=_GEN4_RATIOS, durations=(5, 10), content_moderation=True
@@ -78,22 +76,8 @@ MODELS: dict[str, _ModelSpec] = {
         durations=tuple(range(2, 11)),
         content_moderation=True,
     ),
-    "veo3.1": _ModelSpec(
-        text_ratios=_VEO_RATIOS,
-        image_ratios=_VEO_RATIOS,
-        durations=(4, 6, 8),
-        last_frame=True,
-        negative_prompt=True,
-        audio=True,
-    ),
-    "veo3.1_fast": _ModelSpec(
-        text_ratios=_VEO_RATIOS,
-        image_ratios=_VEO_RATIOS,
-        durations=(4, 6, 8),
-        last_frame=True,
-        negative_prompt=True,
-        audio=True,
-    ),
+    "veo3.1": _VEO_SPEC,
+    "veo3.1_fast": _VEO_SPEC,
 }
 
 
@@ -141,29 +125,19 @@ def _image_uri(image: Image.Image) -> str:
     return capped_data_uri(image, MAX_DATA_URI - 1, shrink=True)
 
 
-class RunwayEngine(VendorEngine):
+class RunwayEngine(base.VendorEngine):
     name = "runway"
     settings_model = RunwaySettings
     # Runway asks clients not to poll a task more often than every 5 seconds.
     default_poll_interval = 5.0
 
-    def __init__(
-        self,
-        *,
-        api_key: str | None,
-        base_url: str,
-        timeout: float = 30.0,
-        poll_interval: float | None = None,
-        runway_version: str = RUNWAY_VERSION,
-    ) -> None:
-        super().__init__(
-            api_key=api_key, base_url=base_url, timeout=timeout, poll_interval=poll_interval
-        )
+    def __init__(self, *, runway_version: str = RUNWAY_VERSION, **options: Any) -> None:
+        super().__init__(**options)
         self.runway_version = runway_version
 
     # -- catalog -------------------------------------------------------------------------
 
-    def refuse(self, settings: Mapping[str, Any], shape: VendorShape) -> None:
+    def refuse(self, settings: Mapping[str, Any], shape: base.VendorShape) -> None:
         config: RunwaySettings = self.route_settings(settings)
         model = config.model
         spec = MODELS[model]
@@ -221,7 +195,7 @@ class RunwayEngine(VendorEngine):
 
     def _client(self) -> runwayml.AsyncRunwayML:
         if not self.api_key:
-            raise UpstreamError("runway: no API key is configured", code="upstream_auth")
+            raise base.UpstreamError("runway: no API key is configured", code="upstream_auth")
         return runwayml.AsyncRunwayML(
             api_key=self.api_key,
             base_url=self.base_url,
@@ -235,10 +209,10 @@ class RunwayEngine(VendorEngine):
         spec = MODELS[config.model]
         prompt = request.prompt.strip()
         if _prompt_units(prompt) > MAX_PROMPT_UNITS:
-            raise UpstreamError(
+            raise base.UpstreamError(
                 f"runway: the prompt is {_prompt_units(prompt)} UTF-16 code units long; "
                 f"Runway accepts at most {MAX_PROMPT_UNITS}.",
-                code=UPSTREAM_INVALID,
+                code=base.UPSTREAM_INVALID,
             )
         arguments: dict[str, Any] = {
             "model": config.model,
@@ -267,7 +241,7 @@ class RunwayEngine(VendorEngine):
                 arguments["prompt_image"] = first
         return arguments
 
-    async def submit(self, request: GenerationRequest) -> UpstreamJob:
+    async def submit(self, request: GenerationRequest) -> base.UpstreamJob:
         config: RunwaySettings = self.route_settings(request.settings)
         arguments = self._arguments(request, config)
         image = "prompt_image" in arguments
@@ -281,11 +255,11 @@ class RunwayEngine(VendorEngine):
             raise self._error(exc, "starting the task") from exc
         task_id = getattr(created, "id", None)
         if not isinstance(task_id, str) or not task_id:
-            raise UpstreamError("runway: the task was accepted without an id")
+            raise base.UpstreamError("runway: the task was accepted without an id")
         mode = "image_to_video" if image else "text_to_video"
-        return UpstreamJob(id=task_id, data={"model": config.model, "endpoint": mode})
+        return base.UpstreamJob(id=task_id, data={"model": config.model, "endpoint": mode})
 
-    async def poll(self, job: UpstreamJob, request: GenerationRequest) -> UpstreamStatus:
+    async def poll(self, job: base.UpstreamJob, request: GenerationRequest) -> base.UpstreamStatus:
         try:
             async with self._client() as client:
                 task = await client.tasks.retrieve(job.id)
@@ -295,39 +269,41 @@ class RunwayEngine(VendorEngine):
         data = task.to_dict(mode="json")
         status = data.get("status")
         if status in ("PENDING", "THROTTLED"):
-            return UpstreamStatus(state="pending")
+            return base.UpstreamStatus(state="pending")
         if status == "RUNNING":
             progress = data.get("progress")
             fraction = (
                 min(1.0, max(0.0, float(progress))) if isinstance(progress, int | float) else None
             )
-            return UpstreamStatus(state="pending", progress=fraction)
+            return base.UpstreamStatus(state="pending", progress=fraction)
         if status == "SUCCEEDED":
             output = data.get("output")
             if isinstance(output, list) and output and isinstance(output[0], str):
-                return UpstreamStatus(state="succeeded", progress=1.0, video_url=output[0])
-            return UpstreamStatus(
+                return base.UpstreamStatus(state="succeeded", progress=1.0, video_url=output[0])
+            return base.UpstreamStatus(
                 state="failed",
-                error=UpstreamError(f"runway: task {job.id} succeeded without an output URL"),
+                error=base.UpstreamError(f"runway: task {job.id} succeeded without an output URL"),
             )
         if status == "FAILED":
-            return UpstreamStatus(state="failed", error=self._task_failure(job.id, data))
+            return base.UpstreamStatus(state="failed", error=self._task_failure(job.id, data))
         if status == "CANCELLED":
-            return UpstreamStatus(
+            return base.UpstreamStatus(
                 state="failed",
-                error=UpstreamError(f"runway: task {job.id} was cancelled or deleted upstream"),
+                error=base.UpstreamError(
+                    f"runway: task {job.id} was cancelled or deleted upstream"
+                ),
             )
-        return UpstreamStatus(
+        return base.UpstreamStatus(
             state="failed",
-            error=UpstreamError(f"runway: task {job.id} has an unknown status {status!r}"),
+            error=base.UpstreamError(f"runway: task {job.id} has an unknown status {status!r}"),
         )
 
-    async def cancel(self, job: UpstreamJob, request: GenerationRequest) -> None:
+    async def cancel(self, job: base.UpstreamJob, request: GenerationRequest) -> None:
         """``DELETE /v1/tasks/{id}``: cancels a pending or running task (best effort)."""
         try:
             async with self._client() as client:
                 await client.tasks.delete(job.id)
-        except (runwayml.RunwayMLError, UpstreamError) as exc:
+        except (runwayml.RunwayMLError, base.UpstreamError) as exc:
             logger.warning("runway: cancelling task %s failed: %s", job.id, self._scrub(str(exc)))
 
     # -- errors --------------------------------------------------------------------------
@@ -337,7 +313,7 @@ class RunwayEngine(VendorEngine):
             text = text.replace(self.api_key, "[key]")
         return text
 
-    def _task_failure(self, task_id: str, data: Mapping[str, Any]) -> UpstreamError:
+    def _task_failure(self, task_id: str, data: Mapping[str, Any]) -> base.UpstreamError:
         failure = str(data.get("failure") or "the task failed")
         code = data.get("failureCode")
         detail = f"{failure} ({code})" if code else failure
@@ -346,23 +322,23 @@ class RunwayEngine(VendorEngine):
         if isinstance(code, str) and (
             code.startswith("SAFETY") or code.startswith("INPUT_PREPROCESSING.SAFETY")
         ):
-            return UpstreamError(message, code=MODERATION_BLOCKED)
-        return UpstreamError(message, code=UPSTREAM_ERROR)
+            return base.UpstreamError(message, code=base.MODERATION_BLOCKED)
+        return base.UpstreamError(message, code=base.UPSTREAM_ERROR)
 
-    def _error(self, exc: runwayml.RunwayMLError, action: str) -> UpstreamError:
+    def _error(self, exc: runwayml.RunwayMLError, action: str) -> base.UpstreamError:
         if isinstance(exc, runwayml.APITimeoutError):
-            return UpstreamError(
-                f"runway: {action} timed out", code=UPSTREAM_TIMEOUT, retriable=True
+            return base.UpstreamError(
+                f"runway: {action} timed out", code=base.UPSTREAM_TIMEOUT, retriable=True
             )
         if isinstance(exc, runwayml.APIConnectionError):
-            return unavailable(f"runway: {action} failed: could not reach {self.base_url}")
+            return base.unavailable(f"runway: {action} failed: could not reach {self.base_url}")
         if isinstance(exc, runwayml.APIStatusError):
             response = exc.response
             message = self._scrub(
                 f"runway: {action} failed: HTTP {response.status_code}: {_describe(exc.body)}"
             )
-            return classify_status(response.status_code, message, response.headers)
-        return UpstreamError(self._scrub(f"runway: {action} failed: {exc}"))
+            return base.classify_status(response.status_code, message, response.headers)
+        return base.UpstreamError(self._scrub(f"runway: {action} failed: {exc}"))
 
 
 def _describe(body: object) -> str:

@@ -40,21 +40,7 @@ import httpx
 from pydantic import BaseModel, ConfigDict, Field
 
 from framegate.engines.base import GenerationRequest
-from framegate.engines.vendors.base import (
-    MODERATION_BLOCKED,
-    UPSTREAM_AUTH,
-    UPSTREAM_ERROR,
-    UPSTREAM_INVALID,
-    UPSTREAM_TIMEOUT,
-    UpstreamError,
-    UpstreamJob,
-    UpstreamStatus,
-    VendorEngine,
-    VendorShape,
-    classify_status,
-    rate_limited,
-    unavailable,
-)
+from framegate.engines.vendors import base
 from framegate.engines.vendors.kit import as_base64, encode_image
 from framegate.exceptions import InvalidValue, PayloadTooLarge
 from framegate.kit.http import retry_after_seconds
@@ -118,24 +104,12 @@ def _capabilities(*, last_frame: bool = False) -> dict[str, Any]:
     }
 
 
-class VeoEngine(VendorEngine):
+class VeoEngine(base.VendorEngine):
     """Veo on the Gemini API (REST, ``x-goog-api-key``)."""
 
     name = "veo"
     settings_model = VeoSettings
     default_poll_interval = 10.0
-
-    def __init__(
-        self,
-        *,
-        api_key: str | None,
-        base_url: str,
-        timeout: float = 30.0,
-        poll_interval: float | None = None,
-    ) -> None:
-        super().__init__(
-            api_key=api_key, base_url=base_url, timeout=timeout, poll_interval=poll_interval
-        )
 
     # -- catalog -------------------------------------------------------------------------
 
@@ -158,7 +132,7 @@ class VeoEngine(VendorEngine):
                 f"capabilities.first_last_frame needs settings.last_frame ({config.model})"
             )
 
-    def refuse(self, settings: Mapping[str, Any], shape: VendorShape) -> None:
+    def refuse(self, settings: Mapping[str, Any], shape: base.VendorShape) -> None:
         config: VeoSettings = self.route_settings(settings)
         size = f"{shape.width}x{shape.height}"
         if size not in VEO_SIZES:
@@ -211,7 +185,7 @@ class VeoEngine(VendorEngine):
 
     # -- jobs ----------------------------------------------------------------------------
 
-    async def submit(self, request: GenerationRequest) -> UpstreamJob:
+    async def submit(self, request: GenerationRequest) -> base.UpstreamJob:
         config: VeoSettings = self.route_settings(request.settings)
         body = self.request_body(request, config)
         response = await self._call(
@@ -220,15 +194,15 @@ class VeoEngine(VendorEngine):
         operation = self._json(response)
         name = operation.get("name")
         if not isinstance(name, str) or not _OPERATION_NAME.match(name) or ".." in name:
-            raise UpstreamError(f"{self.name}: the submit answer has no operation name")
-        return UpstreamJob(id=name, data={"operation": name, "model": config.model})
+            raise base.UpstreamError(f"{self.name}: the submit answer has no operation name")
+        return base.UpstreamJob(id=name, data={"operation": name, "model": config.model})
 
     def request_body(self, request: GenerationRequest, config: VeoSettings) -> dict[str, Any]:
         """The ``predictLongRunning`` body for a request (one instance, one sample)."""
         size = f"{request.width}x{request.height}"
         if size not in VEO_SIZES:
-            raise UpstreamError(
-                f"{self.name}: size {size} is not a Veo size", code=UPSTREAM_INVALID
+            raise base.UpstreamError(
+                f"{self.name}: size {size} is not a Veo size", code=base.UPSTREAM_INVALID
             )
         aspect_ratio, resolution = VEO_SIZES[size]
         instance: dict[str, Any] = {}
@@ -250,39 +224,39 @@ class VeoEngine(VendorEngine):
             parameters["personGeneration"] = config.person_generation
         return {"instances": [instance], "parameters": parameters}
 
-    async def poll(self, job: UpstreamJob, request: GenerationRequest) -> UpstreamStatus:
+    async def poll(self, job: base.UpstreamJob, request: GenerationRequest) -> base.UpstreamStatus:
         name = str(job.data.get("operation") or job.id)
         if not _OPERATION_NAME.match(name) or ".." in name:
-            raise UpstreamError(f"{self.name}: invalid operation name {name!r}")
+            raise base.UpstreamError(f"{self.name}: invalid operation name {name!r}")
         operation = self._json(await self._call("GET", f"/{API_VERSION}/{name}"))
         if not operation.get("done"):
-            return UpstreamStatus(state="pending", progress=_progress(operation))
+            return base.UpstreamStatus(state="pending", progress=_progress(operation))
         error = operation.get("error")
         if isinstance(error, Mapping):
             message = self._scrub(str(error.get("message") or "the job failed"))
-            code = MODERATION_BLOCKED if _is_moderation(message) else UPSTREAM_ERROR
-            return UpstreamStatus(
+            code = base.MODERATION_BLOCKED if _is_moderation(message) else base.UPSTREAM_ERROR
+            return base.UpstreamStatus(
                 state="failed",
-                error=UpstreamError(f"{self.name}: {message}", code=code),
+                error=base.UpstreamError(f"{self.name}: {message}", code=code),
             )
         result = _dig(operation, "response", "generateVideoResponse")
         samples = result.get("generatedSamples") or []
         for sample in samples if isinstance(samples, list) else []:
             uri = _dig(sample, "video").get("uri")
             if isinstance(uri, str) and uri:
-                return UpstreamStatus(state="succeeded", progress=1.0, video_url=uri)
+                return base.UpstreamStatus(state="succeeded", progress=1.0, video_url=uri)
         reasons = result.get("raiMediaFilteredReasons") or []
         if result.get("raiMediaFilteredCount") or reasons:
             detail = "; ".join(str(r) for r in reasons) if isinstance(reasons, list) else ""
             message = f"{self.name}: the safety filters blocked the video"
             if detail:
                 message += f": {self._scrub(detail)}"
-            return UpstreamStatus(
-                state="failed", error=UpstreamError(message, code=MODERATION_BLOCKED)
+            return base.UpstreamStatus(
+                state="failed", error=base.UpstreamError(message, code=base.MODERATION_BLOCKED)
             )
-        return UpstreamStatus(
+        return base.UpstreamStatus(
             state="failed",
-            error=UpstreamError(f"{self.name}: the finished operation holds no video"),
+            error=base.UpstreamError(f"{self.name}: the finished operation holds no video"),
         )
 
     async def download(self, url: str, destination: Path, policy: FetchPolicy) -> None:
@@ -293,7 +267,7 @@ class VeoEngine(VendorEngine):
         except httpx.InvalidURL:
             match = None
         if match is None:
-            raise UpstreamError(f"{self.name}: the result URI is not a Gemini API file")
+            raise base.UpstreamError(f"{self.name}: the result URI is not a Gemini API file")
         path = f"/{API_VERSION}/files/{match[1]}:download"
         location: str | None = None
         try:
@@ -304,7 +278,7 @@ class VeoEngine(VendorEngine):
                     if response.status_code in (301, 302, 303, 307, 308):
                         target = response.headers.get("location")
                         if not target:
-                            raise UpstreamError(
+                            raise base.UpstreamError(
                                 f"{self.name}: a download redirect without Location"
                             )
                         location = str(response.url.join(target))
@@ -325,9 +299,9 @@ class VeoEngine(VendorEngine):
 
     def _headers(self) -> dict[str, str]:
         if not self.api_key:
-            raise UpstreamError(
+            raise base.UpstreamError(
                 f"{self.name}: no API key is configured (FRAMEGATE_VEO_API_KEY)",
-                code=UPSTREAM_AUTH,
+                code=base.UPSTREAM_AUTH,
             )
         return {"x-goog-api-key": self.api_key}
 
@@ -344,14 +318,14 @@ class VeoEngine(VendorEngine):
             raise self._error(response)
         return response
 
-    def _transport_error(self, exc: httpx.HTTPError) -> UpstreamError:
+    def _transport_error(self, exc: httpx.HTTPError) -> base.UpstreamError:
         if isinstance(exc, httpx.TimeoutException):
-            return UpstreamError(
+            return base.UpstreamError(
                 f"{self.name}: the API did not answer in time ({type(exc).__name__})",
-                code=UPSTREAM_TIMEOUT,
+                code=base.UPSTREAM_TIMEOUT,
                 retriable=True,
             )
-        return unavailable(
+        return base.unavailable(
             f"{self.name}: could not reach the API ({type(exc).__name__}: {self._scrub(str(exc))})"
         )
 
@@ -361,12 +335,12 @@ class VeoEngine(VendorEngine):
         except ValueError:
             data = None
         if not isinstance(data, dict):
-            raise UpstreamError(
+            raise base.UpstreamError(
                 f"{self.name}: the API answered HTTP {response.status_code} without a JSON object"
             )
         return data
 
-    def _error(self, response: httpx.Response) -> UpstreamError:
+    def _error(self, response: httpx.Response) -> base.UpstreamError:
         """Google's error envelope to an UpstreamError."""
         status_code = response.status_code
         try:
@@ -387,13 +361,15 @@ class VeoEngine(VendorEngine):
             retry_after = retry_after_seconds(response.headers.get("retry-after"))
             if retry_after is None:
                 retry_after = _retry_delay(details)
-            return rate_limited(message, retry_after)
+            return base.rate_limited(message, retry_after)
         reasons = {str(d.get("reason")) for d in details if d.get("@type") == _ERROR_INFO}
         if status_code == 400 and reasons & _AUTH_REASONS:
-            return UpstreamError(message, code=UPSTREAM_AUTH, status_code=status_code)
+            return base.UpstreamError(message, code=base.UPSTREAM_AUTH, status_code=status_code)
         if status_code == 400 and _is_moderation(text):
-            return UpstreamError(message, code=MODERATION_BLOCKED, status_code=status_code)
-        return classify_status(status_code, message, response.headers)
+            return base.UpstreamError(
+                message, code=base.MODERATION_BLOCKED, status_code=status_code
+            )
+        return base.classify_status(status_code, message, response.headers)
 
     def _scrub(self, text: str) -> str:
         if self.api_key:
@@ -449,7 +425,7 @@ async def _save_capped(
 ) -> None:
     """The body streamed to ``destination``, decompressed: unlike a URL from outside, the
     configured API host is trusted to send a compressed one."""
-    too_large = UpstreamError(f"{name}: the result is larger than {max_bytes} bytes")
+    too_large = base.UpstreamError(f"{name}: the result is larger than {max_bytes} bytes")
     declared = response.headers.get("content-length", "")
     if declared.strip().isdigit() and int(declared) > max_bytes:
         raise too_large
