@@ -76,6 +76,33 @@ class OutputFile:
 class GenerationResult:
     outputs: list[OutputFile]
 
+    @classmethod
+    def video(
+        cls,
+        path: Path,
+        *,
+        width: int,
+        height: int,
+        thumbnail_path: Path,
+        num_frames: int,
+        fps: int,
+    ) -> GenerationResult:
+        """One MP4 of ``num_frames`` frames at ``fps`` with its thumbnail."""
+        return cls(
+            [
+                OutputFile(
+                    path=path,
+                    content_type="video/mp4",
+                    width=width,
+                    height=height,
+                    thumbnail_path=thumbnail_path,
+                    duration=num_frames / fps,
+                    fps=fps,
+                    num_frames=num_frames,
+                )
+            ]
+        )
+
 
 class EngineError(Exception):
     """A generation failed. ``retriable`` errors may be tried again on another attempt."""

@@ -23,6 +23,7 @@ from framegate.kit.crypto import (
 )
 from framegate.kit.ids import new_id
 from framegate.kit.time import as_utc, utcnow
+from framegate.kit.validation import validate_choices
 from framegate.models import Account, APIKey
 
 # Writing last_used_at on every request would turn every poll into a write.
@@ -52,14 +53,13 @@ class CreatedKey:
 def validate_scopes(scopes: list[str] | None) -> list[str]:
     if scopes is None:
         return list(DEFAULT_SCOPES)
-    unknown = sorted(set(scopes) - set(ALL_SCOPES))
-    if unknown:
-        raise InvalidValue(
-            f"Unknown scope(s): {', '.join(unknown)}. Valid scopes: {', '.join(ALL_SCOPES)}.",
-            param="scopes",
-        )
-    if not scopes:
-        raise InvalidValue("A key needs at least one scope.", param="scopes")
+    validate_choices(
+        scopes,
+        allowed=ALL_SCOPES,
+        noun="scope",
+        param="scopes",
+        empty_message="A key needs at least one scope.",
+    )
     return sorted(set(scopes))
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection, Sequence
 from typing import Any
 
 from framegate.exceptions import BadRequest, FramegateError, InvalidValue
@@ -30,3 +31,22 @@ def from_validation(errors: Any) -> FramegateError:
     if kind == "missing":
         return InvalidValue(f"{param} is required.", param=param, code="missing_parameter")
     return InvalidValue(f"{param}: {message}" if param else message, param=param)
+
+
+def validate_choices(
+    values: Collection[str],
+    *,
+    allowed: Sequence[str],
+    noun: str,
+    param: str,
+    empty_message: str,
+) -> None:
+    """Reject ``values`` naming anything outside ``allowed``, or naming nothing."""
+    unknown = sorted(set(values) - set(allowed))
+    if unknown:
+        raise InvalidValue(
+            f"Unknown {noun}(s): {', '.join(unknown)}. Valid {noun}s: {', '.join(allowed)}.",
+            param=param,
+        )
+    if not values:
+        raise InvalidValue(empty_message, param=param)

@@ -127,12 +127,10 @@ class TaskLifecycle:
         """Let go of an upstream task until ``until`` (its next poll), keeping it processing:
         no worker slot is held while the vendor works."""
         async with transaction(self._sessionmaker) as session:
-            done = await task_repository.compare_and_set(
+            done = await _update_if_ours(
                 session,
-                task.id,
-                status=TaskStatus.processing,
-                attempts=task.attempts,
-                worker_id=worker_id,
+                task,
+                worker_id,
                 values={
                     "worker_id": None,
                     "lease_expires_at": until,
@@ -161,12 +159,10 @@ class TaskLifecycle:
     async def renew(self, task: Task, worker_id: str, progress: int) -> bool:
         """Extend the lease and record progress; False once the task is no longer ours."""
         async with transaction(self._sessionmaker) as session:
-            still_ours = await task_repository.compare_and_set(
+            still_ours = await _update_if_ours(
                 session,
-                task.id,
-                status=TaskStatus.processing,
-                attempts=task.attempts,
-                worker_id=worker_id,
+                task,
+                worker_id,
                 values={
                     "lease_expires_at": self._lease_end(),
                     "progress": progress,
@@ -191,12 +187,10 @@ class TaskLifecycle:
     ) -> bool:
         now = utcnow()
         async with transaction(self._sessionmaker) as session:
-            done = await task_repository.compare_and_set(
+            done = await _update_if_ours(
                 session,
-                task.id,
-                status=TaskStatus.processing,
-                attempts=task.attempts,
-                worker_id=worker_id,
+                task,
+                worker_id,
                 values={
                     "status": TaskStatus.completed,
                     "progress": 100,
@@ -269,12 +263,10 @@ class TaskLifecycle:
         lease_expired_before: datetime | None = None,
     ) -> bool:
         async with transaction(self._sessionmaker) as session:
-            done = await task_repository.compare_and_set(
+            done = await _update_if_ours(
                 session,
-                task.id,
-                status=TaskStatus.processing,
-                attempts=task.attempts,
-                worker_id=worker_id,
+                task,
+                worker_id,
                 lease_expired_before=lease_expired_before,
                 values={
                     "status": TaskStatus.queued,
@@ -393,6 +385,27 @@ class TaskLifecycle:
             await credit_service.release(session, task, release)
         for sink in self._sinks:
             await sink.task_finished(session, task)
+
+
+async def _update_if_ours(
+    session: AsyncSession,
+    task: Task,
+    worker_id: str | None,
+    *,
+    values: dict[str, Any],
+    lease_expired_before: datetime | None = None,
+) -> bool:
+    """Apply ``values`` only while ``task`` is still processing at the same attempt and
+    held by ``worker_id`` (any worker when None)."""
+    return await task_repository.compare_and_set(
+        session,
+        task.id,
+        status=TaskStatus.processing,
+        attempts=task.attempts,
+        worker_id=worker_id,
+        lease_expired_before=lease_expired_before,
+        values=values,
+    )
 
 
 def _elapsed_ms(task: Task, now: Any) -> int | None:

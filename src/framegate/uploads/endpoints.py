@@ -15,6 +15,7 @@ from framegate.dependencies import (
     SessionDep,
 )
 from framegate.exceptions import error_responses
+from framegate.kit.forms import multipart_body
 from framegate.kit.time import to_unix
 from framegate.models import Upload
 from framegate.runtime import Runtime
@@ -29,25 +30,17 @@ UploadId = Annotated[str, Path(max_length=40, description="The upload id, e.g. u
 # The body is parsed by the route itself (see uploads/receive.py), so FastAPI cannot infer
 # its shape; it is declared here for the OpenAPI document.
 _MULTIPART_BODY: dict[str, Any] = {
-    "requestBody": {
-        "required": True,
-        "content": {
-            "multipart/form-data": {
-                "schema": {
-                    "type": "object",
-                    "required": ["file"],
-                    "properties": {
-                        "file": {"type": "string", "format": "binary"},
-                        "purpose": {
-                            "type": "string",
-                            "enum": [p.value for p in UploadPurpose],
-                            "description": "When given, the file must be of that kind.",
-                        },
-                    },
-                }
-            }
+    **multipart_body(
+        ["file"],
+        {
+            "file": {"type": "string", "format": "binary"},
+            "purpose": {
+                "type": "string",
+                "enum": [p.value for p in UploadPurpose],
+                "description": "When given, the file must be of that kind.",
+            },
         },
-    },
+    ),
     "security": [{API_KEY_SCHEME: []}],
 }
 

@@ -11,10 +11,11 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from framegate.exceptions import Conflict, InvalidValue, NotFound
+from framegate.exceptions import Conflict, NotFound
 from framegate.kit.ids import new_id
 from framegate.kit.safe_fetch import FetchPolicy, validate_url
 from framegate.kit.time import as_utc, to_unix, utcnow
+from framegate.kit.validation import validate_choices
 from framegate.models import Task, TaskStatus, WebhookDelivery, WebhookEndpoint
 from framegate.webhooks.repository import webhook_repository
 from framegate.webhooks.sender import (
@@ -59,17 +60,13 @@ def validate_events(events: list[str] | None) -> list[str]:
     """The subscribed events in a stable order; None means the defaults."""
     if events is None:
         return list(DEFAULT_EVENTS)
-    unknown = sorted(set(events) - set(ALL_EVENTS))
-    if unknown:
-        raise InvalidValue(
-            f"Unknown event(s): {', '.join(unknown)}. Valid events: {', '.join(ALL_EVENTS)}.",
-            param="events",
-        )
-    if not events:
-        raise InvalidValue(
-            "Name at least one event, or leave events out to get every final state.",
-            param="events",
-        )
+    validate_choices(
+        events,
+        allowed=ALL_EVENTS,
+        noun="event",
+        param="events",
+        empty_message="Name at least one event, or leave events out to get every final state.",
+    )
     return [event for event in ALL_EVENTS if event in events]
 
 

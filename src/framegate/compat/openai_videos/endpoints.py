@@ -36,6 +36,7 @@ from framegate.dependencies import API_KEY_SCHEME, ReadSessionDep, RuntimeDep, S
 from framegate.exceptions import BadRequest, Conflict, InvalidValue, NotFound
 from framegate.keys.scopes import Scope
 from framegate.keys.service import AuthContext
+from framegate.kit.forms import read_form
 from framegate.kit.images import image_media_type
 from framegate.kit.time import to_unix
 from framegate.kit.validation import from_validation
@@ -254,14 +255,7 @@ async def _checked_form(
     async with AsyncExitStack() as scratch:
         with in_dialect_terms():
             form = await scratch.enter_async_context(
-                runtime.uploads.receive_form(
-                    request.stream(),
-                    content_type=request.headers.get("content-type"),
-                    content_length=request.headers.get("content-length"),
-                    file_field=_FILE_FIELD,
-                    text_fields=None,
-                    file_required=False,
-                )
+                read_form(runtime, request, file_field=_FILE_FIELD, file_required=False)
             )
         body = _parse_create(_nest_form(form.fields))
         reference = body.input_reference

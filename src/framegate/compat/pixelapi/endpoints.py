@@ -27,6 +27,7 @@ from framegate.dependencies import API_KEY_SCHEME, SessionDep, absolute_url_buil
 from framegate.exceptions import BadRequest, NotFound, ServiceUnavailable
 from framegate.keys.scopes import Scope
 from framegate.keys.service import AuthContext
+from framegate.kit.forms import read_form
 from framegate.kit.time import as_utc
 from framegate.kit.validation import from_validation
 from framegate.models import Task, TaskStatus, TaskType
@@ -171,14 +172,7 @@ async def _checked_form(
     """The request of a form. Its image is decoded and stored as an upload (in the
     request's transaction, with the task) only once the request has passed every check
     that costs no decode: plan, limits, credits."""
-    async with runtime.uploads.receive_form(
-        request.stream(),
-        content_type=request.headers.get("content-type"),
-        content_length=request.headers.get("content-length"),
-        file_field=IMAGE_FIELD,
-        text_fields=None,
-        file_required=False,
-    ) as form:
+    async with read_form(runtime, request, file_field=IMAGE_FIELD, file_required=False) as form:
         # An empty form field (as browsers send unset inputs) reads as absent.
         fields = {name: value for name, value in form.fields.items() if value != ""}
         parsed = _parse(fields, from_form=True)

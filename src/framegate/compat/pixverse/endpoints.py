@@ -49,6 +49,7 @@ from framegate.dependencies import AbsoluteURL, ReadSessionDep, RuntimeDep, Sess
 from framegate.exceptions import BadRequest, FramegateError, InvalidValue, NotFound
 from framegate.keys.scopes import Scope
 from framegate.keys.service import AuthContext
+from framegate.kit.forms import multipart_body
 from framegate.kit.validation import from_validation
 from framegate.models import Task, TaskStatus, TaskType
 from framegate.runtime import Runtime
@@ -78,26 +79,9 @@ def _json_body(model: type[BaseModel]) -> dict[str, Any]:
 
 
 _IMAGE_DESCRIPTION = "PNG, JPEG or WebP (20 MB by default: FRAMEGATE_UPLOAD_IMAGE_MAX_BYTES)."
-_IMAGE_FORM: dict[str, Any] = {
-    "requestBody": {
-        "required": True,
-        "content": {
-            "multipart/form-data": {
-                "schema": {
-                    "type": "object",
-                    "required": ["image"],
-                    "properties": {
-                        "image": {
-                            "type": "string",
-                            "format": "binary",
-                            "description": _IMAGE_DESCRIPTION,
-                        }
-                    },
-                }
-            }
-        },
-    }
-}
+_IMAGE_FORM = multipart_body(
+    ["image"], {"image": {"type": "string", "format": "binary", "description": _IMAGE_DESCRIPTION}}
+)
 
 
 # -- helpers -------------------------------------------------------------------------------

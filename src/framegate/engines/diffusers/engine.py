@@ -491,19 +491,13 @@ class DiffusersEngine:
         )
         save_jpeg(frames[0], thumbnail_path, max_side=_THUMBNAIL_SIDE)
         progress(1.0)
-        return GenerationResult(
-            [
-                OutputFile(
-                    path=video_path,
-                    content_type="video/mp4",
-                    width=width,
-                    height=height,
-                    thumbnail_path=thumbnail_path,
-                    duration=count / request.fps,
-                    fps=request.fps,
-                    num_frames=count,
-                )
-            ]
+        return GenerationResult.video(
+            video_path,
+            width=width,
+            height=height,
+            thumbnail_path=thumbnail_path,
+            num_frames=count,
+            fps=request.fps,
         )
 
 

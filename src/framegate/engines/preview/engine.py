@@ -249,19 +249,13 @@ def _video(
     thumbnail_path = workdir / "thumbnail.jpg"
     save_jpeg(thumbnail(), thumbnail_path, max_side=_THUMBNAIL_SIDE)
     progress(1.0)
-    return GenerationResult(
-        [
-            OutputFile(
-                path=video_path,
-                content_type="video/mp4",
-                width=width,
-                height=height,
-                thumbnail_path=thumbnail_path,
-                duration=num_frames / fps,
-                fps=fps,
-                num_frames=num_frames,
-            )
-        ]
+    return GenerationResult.video(
+        video_path,
+        width=width,
+        height=height,
+        thumbnail_path=thumbnail_path,
+        num_frames=num_frames,
+        fps=fps,
     )
 
 
