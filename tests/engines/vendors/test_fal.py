@@ -16,6 +16,7 @@ from PIL import Image
 from framegate.catalog.schemas import ModelRoute
 from framegate.config import Settings
 from framegate.engines.base import GenerationRequest
+from framegate.engines.vendors import vendor_engines
 from framegate.engines.vendors.base import (
     MODERATION_BLOCKED,
     UPSTREAM_AUTH,
@@ -166,7 +167,9 @@ def test_is_available_needs_a_key(fake: FakeFal) -> None:
 
 
 def test_settings_overrides_build_the_engine(fake: FakeFal) -> None:
-    engine = FalEngine.from_settings(Settings(**fake.settings_overrides()))
+    (engine,) = [
+        e for e in vendor_engines(Settings(**fake.settings_overrides())) if e.name == "fal"
+    ]
     assert engine.api_key == fake.api_key and engine.base_url == fake.url
 
 

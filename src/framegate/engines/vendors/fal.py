@@ -41,7 +41,7 @@ from framegate.exceptions import InvalidValue
 from framegate.kit.safe_fetch import USER_AGENT
 
 if TYPE_CHECKING:
-    from framegate.config import Settings
+    pass
 
 log = logging.getLogger(__name__)
 
@@ -142,21 +142,6 @@ class FalEngine(base.VendorEngine):
     name = "fal"
     settings_model: ClassVar[type[BaseModel]] = FalSettings
     default_poll_interval = 5.0
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> FalEngine:
-        key = settings.fal_key.get_secret_value() if settings.fal_key is not None else None
-        return cls(
-            api_key=key,
-            base_url=settings.fal_base_url,
-            timeout=settings.vendor_timeout_seconds,
-            # fal's own interval unless the operator set one for every vendor.
-            poll_interval=(
-                settings.vendor_poll_seconds
-                if "vendor_poll_seconds" in settings.model_fields_set
-                else None
-            ),
-        )
 
     # -- catalog -------------------------------------------------------------------------
 
