@@ -46,6 +46,7 @@ class GatedEngine:
     def __init__(self) -> None:
         self.gate = asyncio.Event()
         self.started = 0
+        self.stopped = 0  # jobs that saw their task cancelled and gave up their slot
         self._preview = PreviewEngine()
 
     def is_available(self, settings: Mapping[str, Any]) -> bool:
@@ -63,6 +64,7 @@ class GatedEngine:
         while not self.gate.is_set():
             # Like a real engine between steps: stop promptly once the task is cancelled.
             if cancelled():
+                self.stopped += 1
                 raise TaskCancelledError
             await asyncio.sleep(0.02)
         return await self._preview.generate(request, workdir, progress, cancelled)

@@ -71,3 +71,13 @@ def test_plan_commands(backend: str, tmp_path: Path) -> None:
         }
         moved = cli_json(env, "admin", "assign-plan", account["account_id"], "pro")
         assert moved == {"account_id": account["account_id"], "plan": "pro"}
+        # A name no plan can have (PUT /v1/admin/plans/{name} allows these characters only)
+        # would leave the account on the default limits for ever: refused.
+        typo = subprocess.run(
+            [FRAMEGATE, "admin", "assign-plan", account["account_id"], "pro plan"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert typo.returncode == 1 and "plan name" in typo.stderr, typo.stderr

@@ -364,6 +364,25 @@ async def test_key_and_scope_errors(live: Live, client: httpx.AsyncClient) -> No
     assert_envelope(response, 403, "insufficient_scope", UNIVERSAL_URL)
 
 
+async def test_vendor_segment_is_checked_after_the_key(
+    live: Live, client: httpx.AsyncClient
+) -> None:
+    path = f"/v2/generate/video/{'v' * 65}/generation"
+    body = {"model": "aiml-preview", "prompt": 1}
+    bad = {"Authorization": "Bearer fg_live_" + "x" * 40}
+    response = await client.post(path, json=body, headers=bad)
+    assert_envelope(response, 401, "invalid_api_key", path)
+    tenant = live.tenants["errors"]
+    # Over-long vendor and invalid body: the vendor is named, as the path comes first.
+    response = await client.post(path, json=body, headers=tenant.headers)
+    error = assert_envelope(response, 400, "invalid_value", path)
+    assert error["param"] == "vendor"
+    assert error["message"].startswith("Body validation error! vendor: ")
+    response = await client.get(path, headers=tenant.headers)
+    error = assert_envelope(response, 400, "invalid_value", path)
+    assert error["param"] == "vendor"
+
+
 async def test_unknown_or_missing_generation_id(live: Live, client: httpx.AsyncClient) -> None:
     tenant = live.tenants["errors"]
     response = await client.get(VENDOR_URL, headers=tenant.headers)

@@ -26,7 +26,7 @@ from diffusers.models.attention_dispatch import AttentionBackendName, _Attention
 from PIL import Image
 from torch._dynamo.utils import counters
 
-from framegate.engines.base import EngineError, GenerationRequest, TaskCancelledError
+from framegate.engines.base import EngineError, GenerationJob, GenerationRequest, TaskCancelledError
 from framegate.engines.diffusers import DiffusersEngine, accel, pipelines
 from framegate.engines.diffusers.cache import PipelineCache
 from framegate.engines.diffusers.engine import STEP_SHARE, to_uint8
@@ -59,9 +59,9 @@ def frames_seen(monkeypatch: pytest.MonkeyPatch) -> dict[str, np.ndarray]:
     seen: dict[str, np.ndarray] = {}
     encode = DiffusersEngine._encode_video
 
-    def record(frames: np.ndarray, request: GenerationRequest, *rest: Any) -> Any:
-        seen[request.task_id] = frames.copy()
-        return encode(frames, request, *rest)
+    def record(frames: np.ndarray, job: GenerationJob, *rest: Any) -> Any:
+        seen[job.request.task_id] = frames.copy()
+        return encode(frames, job, *rest)
 
     monkeypatch.setattr(DiffusersEngine, "_encode_video", staticmethod(record))
     return seen
@@ -579,9 +579,9 @@ async def test_encode_runs_after_the_device_slot_is_released(
     slot_held: dict[str, list[bool]] = {"infer": [], "encode": []}
     encode = DiffusersEngine._encode_video
 
-    def watched_encode(frames: Any, request: GenerationRequest, *rest: Any) -> Any:
+    def watched_encode(frames: Any, job: GenerationJob, *rest: Any) -> Any:
         slot_held["encode"].append(engine._slots["cpu"].locked())
-        return encode(frames, request, *rest)
+        return encode(frames, job, *rest)
 
     monkeypatch.setattr(DiffusersEngine, "_encode_video", staticmethod(watched_encode))
     settings = _settings(pipeline_dir("wan-t2v"), "WanPipeline")

@@ -251,8 +251,12 @@ def test_a_warm_pipeline_over_half_the_budget_serves_request_after_request() -> 
 
 def test_a_request_waiting_for_room_stops_when_cancelled() -> None:
     cache = PipelineCache(max_pipelines=1, budget_bytes=None, loader=Loader())
-    with cache.lease(options("a", 1), Path("/models/a")), pytest.raises(TaskCancelledError):
-        cache.get(options("b", 1), Path("/models/b"), stop=lambda: True)
+    with (
+        cache.lease(options("a", 1), Path("/models/a")),
+        pytest.raises(TaskCancelledError),
+        cache.lease(options("b", 1), Path("/models/b"), stop=lambda: True),
+    ):
+        pass
     assert warm(cache) == ["/models/a"]
 
 
@@ -263,8 +267,8 @@ def test_a_geometry_that_ran_out_of_memory_alone_is_refused_next_time() -> None:
     with cache.lease(wan, Path("/models/wan"), geometry=big):
         pass
     cache.record_out_of_memory(wan, big)  # ...but it did not fit in the 10 GiB left
-    with pytest.raises(EngineError) as refused:
-        cache.get(wan, Path("/models/wan"), geometry=big)
+    with pytest.raises(EngineError) as refused, cache.lease(wan, Path("/models/wan"), geometry=big):
+        pass
     assert refused.value.code == "gpu_out_of_memory"
     # A quarter of the output scales down to a quarter of that: admitted.
     with cache.lease(wan, Path("/models/wan"), geometry=Geometry(640, 360, 81)):

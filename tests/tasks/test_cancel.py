@@ -3,12 +3,12 @@ released exactly once either way; a finished task answers 409."""
 
 from __future__ import annotations
 
-import asyncio
-
 import httpx
 
 from framegate.runtime import Runtime
 from tests.conftest import Tenant, wait_for_task
+from tests.engines_for_tests import GatedEngine
+from tests.waiting import wait_until
 
 GATED = {"model": "test-gated", "prompt": "wait", "duration": 1, "size": "64x64"}
 
@@ -21,17 +21,17 @@ async def releases(client: httpx.AsyncClient, account: Tenant, task_id: str) -> 
 async def wait_status(
     client: httpx.AsyncClient, account: Tenant, task_id: str, status: str
 ) -> None:
-    for _ in range(400):
+    async def reached() -> bool:
         task = (await client.get(f"/v1/tasks/{task_id}", headers=account.headers)).json()
-        if task["status"] == status:
-            return
-        await asyncio.sleep(0.025)
-    raise AssertionError(f"{task_id} never reached {status}")
+        return bool(task["status"] == status)
+
+    await wait_until(reached, 10, f"{task_id} to reach {status}", interval=0.025)
 
 
 async def test_cancel_processing_and_queued_release_once(
-    client: httpx.AsyncClient, runtime: Runtime, account: Tenant
+    client: httpx.AsyncClient, runtime: Runtime, account: Tenant, gate: GatedEngine
 ) -> None:
+    stopped = gate.stopped
     before = (await client.get("/v1/credits", headers=account.headers)).json()["available"]
     running = (
         await client.post("/v1/async/videos/generations", json=GATED, headers=account.headers)
@@ -48,7 +48,7 @@ async def test_cancel_processing_and_queued_release_once(
 
     # Its worker notices at the next renewal and gives the slot back: the task stays
     # cancelled and no outputs are attached.
-    await asyncio.sleep(1.0)
+    await wait_until(lambda: gate.stopped == stopped + 1, 10, "the worker to stop the job")
     task = (await client.get(f"/v1/tasks/{running['id']}", headers=account.headers)).json()
     assert task["status"] == "cancelled" and task["result"] is None
 

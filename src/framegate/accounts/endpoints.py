@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Path
 
 from framegate.accounts.schemas import (
+    PLAN_NAME_PATTERN,
     AccountCreate,
     AccountList,
     AccountObject,
@@ -17,13 +18,11 @@ from framegate.accounts.schemas import (
     PlanList,
     PlanObject,
 )
-from framegate.credits.service import credit_service
-from framegate.db import after_commit
 from framegate.dependencies import ReadSessionDep, RuntimeDep, SessionDep, require_scope
 from framegate.exceptions import error_responses
 from framegate.keys.scopes import Scope
 from framegate.keys.service import AuthContext
-from framegate.kit.time import to_unix
+from framegate.kit.views import from_row
 from framegate.limits.service import PlanLimits
 from framegate.models import Account
 
@@ -34,13 +33,7 @@ AccountId = Annotated[str, Path(max_length=40)]
 
 
 def _view(account: Account) -> AccountObject:
-    return AccountObject(
-        id=account.id,
-        name=account.name,
-        plan=account.plan,
-        credit_balance=account.credit_balance,
-        created_at=to_unix(account.created_at) or 0,
-    )
+    return from_row(AccountObject, account)
 
 
 @router.post(
@@ -53,8 +46,9 @@ async def create_account(
     created = await runtime.accounts.create(
         session, name=body.name, credits=body.credits, plan=body.plan
     )
-    return CreatedAccountObject(
-        **_view(created.account).model_dump(),
+    return from_row(
+        CreatedAccountObject,
+        created.account,
         api_key=created.key.secret,
         api_key_id=created.key.key.id,
     )
@@ -73,10 +67,7 @@ async def grant_credits(
     account_id: AccountId, body: CreditGrant, runtime: RuntimeDep, session: SessionDep, _: Admin
 ) -> AccountObject:
     """Add credits to an account (a ledger grant)."""
-    account = await runtime.accounts.get(session, account_id)
-    await credit_service.grant(session, account.id, body.credits, body.description)
-    await session.flush()
-    await session.refresh(account)
+    account = await runtime.accounts.grant(session, account_id, body.credits, body.description)
     return _view(account)
 
 
@@ -87,30 +78,19 @@ async def update_account(
     account_id: AccountId, body: AccountUpdate, runtime: RuntimeDep, session: SessionDep, _: Admin
 ) -> AccountObject:
     """Rename, move to another plan, or disable (its keys then answer 401) an account."""
-    account = await runtime.accounts.get(session, account_id)
-    if body.name is not None:
-        account.name = body.name
-    if body.plan is not None:
-        account.plan = body.plan
-    if body.is_active is not None:
-        account.is_active = body.is_active
-    # Verified keys carry their account: let the change apply to the next request.
-    after_commit(session, runtime.keys.forget_cached_keys)
+    account = await runtime.accounts.update(
+        session, account_id, name=body.name, plan=body.plan, is_active=body.is_active
+    )
     return _view(account)
 
 
 def _plan_view(limits: PlanLimits) -> PlanObject:
-    return PlanObject(
-        name=limits.name,
-        max_concurrent_videos=limits.max_concurrent_videos,
-        max_concurrent_images=limits.max_concurrent_images,
-        requests_per_minute=limits.requests_per_minute,
-    )
+    return from_row(PlanObject, limits)
 
 
 @router.put("/plans/{name}", responses=error_responses(422), summary="Create or replace a plan")
 async def put_plan(
-    name: Annotated[str, Path(min_length=1, max_length=40, pattern=r"^[A-Za-z0-9_.-]+$")],
+    name: Annotated[str, Path(min_length=1, max_length=40, pattern=PLAN_NAME_PATTERN)],
     body: PlanBody,
     runtime: RuntimeDep,
     session: SessionDep,

@@ -1,18 +1,26 @@
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StringConstraints
 
 from framegate.credits.schemas import MAX_CREDITS
+from framegate.kit.views import UnixTime
+
+PLAN_NAME_PATTERN = r"^[A-Za-z0-9_.-]+$"
+# Surrounding white space is dropped; a name of white space only is refused.
+AccountName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+# The names PUT /v1/admin/plans/{name} can create: an account on any other would keep the
+# default limits for ever.
+PlanName = Annotated[str, StringConstraints(min_length=1, max_length=40, pattern=PLAN_NAME_PATTERN)]
 
 
 class AccountCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    name: str = Field(min_length=1, max_length=200)
+    name: AccountName
     credits: StrictInt = Field(default=0, ge=0, le=MAX_CREDITS)
-    plan: str = Field(default="default", max_length=40)
+    plan: PlanName = "default"
 
 
 class CreditGrant(BaseModel):
@@ -28,7 +36,7 @@ class AccountObject(BaseModel):
     name: str
     plan: str
     credit_balance: int
-    created_at: int
+    created_at: UnixTime
 
 
 class CreatedAccountObject(AccountObject):
@@ -44,8 +52,8 @@ class AccountList(BaseModel):
 class AccountUpdate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    name: str | None = Field(default=None, min_length=1, max_length=200)
-    plan: str | None = Field(default=None, min_length=1, max_length=40)
+    name: AccountName | None = None
+    plan: PlanName | None = None
     is_active: StrictBool | None = None
 
 

@@ -25,6 +25,7 @@ from framegate.catalog.schemas import (
 from framegate.engines.registry import EngineRegistry
 from framegate.engines.vendors.base import VendorShape
 from framegate.exceptions import InvalidValue, ServiceUnavailable
+from framegate.kit.views import from_row
 
 _SIZE_RE = re.compile(r"^(\d{2,5})[x*](\d{2,5})$")
 _ASPECT_RE = re.compile(r"^(\d{1,2}):(\d{1,2})$")
@@ -46,17 +47,12 @@ class OutputPlan:
     n: int = 1
 
     def as_estimate(self) -> Estimate:
-        return Estimate(
+        return from_row(
+            Estimate,
+            self,
             model=self.route.id,
             kind=self.route.kind,
-            credits=self.credits,
-            estimated_seconds=self.estimated_seconds,
-            width=self.width,
-            height=self.height,
             resolution_tier=self.tier,
-            duration=self.duration,
-            fps=self.fps,
-            num_frames=self.num_frames,
             n=self.n if self.route.kind == "image" else None,
             pricing=self.route.pricing,
         )

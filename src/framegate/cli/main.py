@@ -17,8 +17,7 @@ from framegate import __version__
 from framegate.app import create_app
 from framegate.cli.models import models_app
 from framegate.config import Settings
-from framegate.credits.service import credit_service
-from framegate.db import upgrade_database
+from framegate.db import transaction, upgrade_database
 from framegate.exceptions import FramegateError
 from framegate.keys.scopes import ALL_SCOPES
 from framegate.kit.time import to_unix
@@ -122,14 +121,13 @@ def create_account(
     """Create an account with opening credits and print its first API key (shown once)."""
 
     async def work(runtime: Runtime) -> dict[str, Any]:
-        async with runtime.sessionmaker() as session:
+        async with transaction(runtime.sessionmaker) as session:
             created = await runtime.accounts.create(
                 session,
                 name=name,
                 credits=credits,
                 scopes=list(ALL_SCOPES) if admin else None,
             )
-            await session.commit()
             return {
                 "account_id": created.account.id,
                 "name": created.account.name,
@@ -161,11 +159,10 @@ def grant(
     """Add credits to an account."""
 
     async def work(runtime: Runtime) -> dict[str, Any]:
-        async with runtime.sessionmaker() as session:
-            await runtime.accounts.get(session, account_id)
-            entry = await credit_service.grant(session, account_id, credits, description)
-            await session.commit()
-            return {"account_id": account_id, "credits": credits, "balance": entry.balance_after}
+        async with transaction(runtime.sessionmaker) as session:
+            account = await runtime.accounts.grant(session, account_id, credits, description)
+            balance = account.credit_balance
+        return {"account_id": account_id, "credits": credits, "balance": balance}
 
     result = _run(work)
     _emit(result, as_json, [f"{account_id}: +{credits} credits, balance {result['balance']}"])
@@ -209,9 +206,8 @@ def set_plan(
             max_concurrent_images=max_concurrent_images,
             requests_per_minute=requests_per_minute,
         )
-        async with runtime.sessionmaker() as session:
+        async with transaction(runtime.sessionmaker) as session:
             await runtime.limits.save_plan(session, limits)
-            await session.commit()
         return dataclasses.asdict(limits)
 
     result = _run(work)
@@ -227,10 +223,8 @@ def assign_plan(
     """Move an account to a plan (takes effect within a second on running servers)."""
 
     async def work(runtime: Runtime) -> dict[str, Any]:
-        async with runtime.sessionmaker() as session:
-            account = await runtime.accounts.get(session, account_id)
-            account.plan = plan
-            await session.commit()
+        async with transaction(runtime.sessionmaker) as session:
+            await runtime.accounts.update(session, account_id, plan=plan)
         return {"account_id": account_id, "plan": plan}
 
     result = _run(work)
@@ -249,10 +243,9 @@ def create_key(
     """Create an API key for an account (the secret is shown once)."""
 
     async def work(runtime: Runtime) -> dict[str, Any]:
-        async with runtime.sessionmaker() as session:
+        async with transaction(runtime.sessionmaker) as session:
             await runtime.accounts.get(session, account)
             created = await runtime.keys.create(session, account, name=name, scopes=scope)
-            await session.commit()
             return {
                 "account_id": account,
                 "api_key_id": created.key.id,
@@ -311,9 +304,8 @@ def revoke_key(
     """Revoke a key at once."""
 
     async def work(runtime: Runtime) -> dict[str, Any]:
-        async with runtime.sessionmaker() as session:
+        async with transaction(runtime.sessionmaker) as session:
             key = await runtime.keys.revoke(session, account, key_id, by=None)
-            await session.commit()
             return {"api_key_id": key.id, "revoked_at": to_unix(key.revoked_at)}
 
     result = _run(work)

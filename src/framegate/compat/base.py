@@ -10,17 +10,43 @@ was rolled back.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Annotated, Any
 
-from fastapi import Request
+from fastapi import Depends, Request
 
 # Every key header a dialect's clients use is read by the authentication middleware; the
 # native routes' check of scope and rate applies as it is.
-from framegate.dependencies import authorize
+from framegate.dependencies import API_KEY_SCHEME, authorize
 from framegate.exceptions import FramegateError
+from framegate.keys.scopes import Scope
+from framegate.keys.service import AuthContext
 
-__all__ = ["authorize", "describe", "error_param", "request_id"]
+__all__ = [
+    "SECURITY",
+    "TaskReader",
+    "VideoWriter",
+    "authorize",
+    "describe",
+    "error_param",
+    "request_id",
+]
+
+# openapi_extra of a route that takes a framegate key: the native API's scheme.
+SECURITY: dict[str, Any] = {"security": [{API_KEY_SCHEME: []}]}
+
+
+def _scoped(scope: str) -> Callable[[Request], Awaitable[AuthContext]]:
+    """A dependency: the request's key, authorized for ``scope``."""
+
+    async def dependency(request: Request) -> AuthContext:
+        return await authorize(request, scope)
+
+    return dependency
+
+
+VideoWriter = Annotated[AuthContext, Depends(_scoped(Scope.videos_write))]
+TaskReader = Annotated[AuthContext, Depends(_scoped(Scope.tasks_read))]
 
 
 def request_id(request: Request) -> str | None:

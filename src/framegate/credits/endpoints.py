@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends
 
 from framegate.credits.schemas import CreditBalance, LedgerEntryObject, LedgerPage
 from framegate.credits.service import credit_service
@@ -12,7 +12,8 @@ from framegate.dependencies import ReadSessionDep, require_scope
 from framegate.exceptions import error_responses
 from framegate.keys.scopes import Scope
 from framegate.keys.service import AuthContext
-from framegate.kit.time import to_unix
+from framegate.kit.pagination import PageAfter, PageLimit, one_page
+from framegate.kit.views import from_row
 
 router = APIRouter(tags=["credits"], responses=error_responses(401, 403))
 
@@ -30,26 +31,14 @@ async def get_credits(session: ReadSessionDep, auth: CreditReader) -> CreditBala
 async def get_ledger(
     session: ReadSessionDep,
     auth: CreditReader,
-    limit: Annotated[int, Query(ge=1, le=100)] = 20,
-    after: Annotated[str | None, Query(description="next_cursor of the previous page")] = None,
+    limit: PageLimit = 20,
+    after: PageAfter = None,
 ) -> LedgerPage:
     """Every credit movement, newest first: grants, holds, captures and releases."""
     rows = await credit_service.ledger(session, auth.account.id, limit=limit + 1, after=after)
-    page, has_more = rows[:limit], len(rows) > limit
+    page, has_more = one_page(rows, limit)
     return LedgerPage(
-        data=[
-            LedgerEntryObject(
-                id=e.id,
-                kind=e.kind,
-                amount=e.amount,
-                credits=e.credits,
-                balance_after=e.balance_after,
-                task_id=e.task_id,
-                description=e.description,
-                created_at=to_unix(e.created_at) or 0,
-            )
-            for e in page
-        ],
+        data=[from_row(LedgerEntryObject, e) for e in page],
         has_more=has_more,
         next_cursor=page[-1].id if has_more and page else None,
     )

@@ -4,6 +4,8 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
+from framegate.kit.views import UnixTime
+
 # Far beyond any real balance, and within a signed 64-bit column.
 MAX_CREDITS = 2**53
 
@@ -24,7 +26,7 @@ class LedgerEntryObject(BaseModel):
     balance_after: int
     task_id: str | None
     description: str
-    created_at: int
+    created_at: UnixTime
 
 
 class LedgerPage(BaseModel):

@@ -3,7 +3,9 @@
 A local engine (preview, diffusers) is awaited: the worker hands it a fully validated
 :class:`GenerationRequest`, a scratch directory, a progress callback and a cancellation
 check; it writes its output files into the scratch directory and returns a
-:class:`GenerationResult`; the worker stores the files and finalizes the task.
+:class:`GenerationResult`; the worker stores the files and finalizes the task. The local
+engines here subclass :class:`LocalEngine`, which hands them the four as one
+:class:`GenerationJob`, with the helpers that write their image and video outputs.
 
 A remote engine (the upstream vendors) is polled: ``submit`` starts a job and returns an
 :class:`UpstreamJob`, each later claim of the parked task makes one ``poll``, and once the
@@ -13,6 +15,7 @@ the two apart (:meth:`EngineRegistry.remote`). Engines never touch the database.
 
 from __future__ import annotations
 
+from abc import abstractmethod
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,7 +23,11 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
 from PIL import Image
 
+from framegate.engines.encode import save_jpeg, save_png
+
 if TYPE_CHECKING:
+    import numpy as np
+
     from framegate.kit.safe_fetch import FetchPolicy
 
 OutputKind = Literal["video", "image"]
@@ -29,6 +36,9 @@ OutputKind = Literal["video", "image"]
 ProgressCallback = Callable[[float], None]
 # Returns True once the task has been cancelled; engines check it between steps/frames.
 CancelCheck = Callable[[], bool]
+
+# The long side of the local engines' JPEG thumbnails, in pixels.
+THUMBNAIL_SIDE = 512
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,6 +173,66 @@ class Engine(Protocol):
     ) -> GenerationResult:
         """Produce the outputs into ``workdir``; raise EngineError or TaskCancelledError."""
         ...
+
+
+@dataclass(frozen=True, slots=True)
+class GenerationJob:
+    """One ``generate`` call, handed as one through a local engine's steps."""
+
+    request: GenerationRequest
+    workdir: Path
+    progress: ProgressCallback
+    cancelled: CancelCheck
+
+    def save_image(self, pixels: np.ndarray, path: Path, thumbnail_path: Path) -> OutputFile:
+        """Save one image output (``H x W x 3`` uint8) as a PNG, with its JPEG thumbnail."""
+        save_png(pixels, path)
+        save_jpeg(pixels, thumbnail_path, max_side=THUMBNAIL_SIDE)
+        height, width = int(pixels.shape[0]), int(pixels.shape[1])
+        return OutputFile(path, "image/png", width, height, thumbnail_path)
+
+    def finish_video(
+        self,
+        video_path: Path,
+        thumbnail: np.ndarray | Image.Image,
+        *,
+        width: int,
+        height: int,
+        num_frames: int,
+        fps: int,
+    ) -> GenerationResult:
+        """Save the video's thumbnail beside it, report the job done and return the MP4
+        as its one output."""
+        thumbnail_path = self.workdir / "thumbnail.jpg"
+        save_jpeg(thumbnail, thumbnail_path, max_side=THUMBNAIL_SIDE)
+        self.progress(1.0)
+        return GenerationResult.video(
+            video_path,
+            width=width,
+            height=height,
+            thumbnail_path=thumbnail_path,
+            num_frames=num_frames,
+            fps=fps,
+        )
+
+
+class LocalEngine(Engine):
+    """The engines that run here (preview, diffusers): ``generate`` hands the call to
+    :meth:`run` as one :class:`GenerationJob`."""
+
+    async def generate(
+        self,
+        request: GenerationRequest,
+        workdir: Path,
+        progress: ProgressCallback,
+        cancelled: CancelCheck,
+    ) -> GenerationResult:
+        return await self.run(GenerationJob(request, workdir, progress, cancelled))
+
+    @abstractmethod
+    async def run(self, job: GenerationJob) -> GenerationResult:
+        """Produce the job's outputs into its workdir; raise EngineError or
+        TaskCancelledError."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,7 +11,7 @@ from framegate.exceptions import error_responses
 from framegate.keys.schemas import KeyCreate, KeyList, KeyObject, KeyRotate, KeyWithSecret
 from framegate.keys.scopes import Scope
 from framegate.keys.service import AuthContext, validate_scopes
-from framegate.kit.time import to_unix
+from framegate.kit.views import from_row
 from framegate.models import APIKey
 
 router = APIRouter(tags=["keys"], responses=error_responses(401, 403))
@@ -21,20 +21,11 @@ KeyId = Annotated[str, Path(max_length=40)]
 
 
 def _view(key: APIKey) -> KeyObject:
-    return KeyObject(
-        id=key.id,
-        name=key.name,
-        display=key.display,
-        scopes=list(key.scopes),
-        spend_cap=key.spend_cap,
-        created_at=to_unix(key.created_at) or 0,
-        last_used_at=to_unix(key.last_used_at),
-        revoked_at=to_unix(key.revoked_at),
-    )
+    return from_row(KeyObject, key)
 
 
 def _with_secret(key: APIKey, secret: str) -> KeyWithSecret:
-    return KeyWithSecret(**_view(key).model_dump(), secret=secret)
+    return from_row(KeyWithSecret, key, secret=secret)
 
 
 @router.post(

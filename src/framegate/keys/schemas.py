@@ -5,6 +5,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, StrictInt
 
 from framegate.credits.schemas import MAX_CREDITS
+from framegate.kit.views import OptionalUnixTime, UnixTime
 
 
 class KeyCreate(BaseModel):
@@ -32,9 +33,9 @@ class KeyObject(BaseModel):
     display: str = Field(description="A hint of the secret: prefix and last characters.")
     scopes: list[str]
     spend_cap: int | None
-    created_at: int
-    last_used_at: int | None
-    revoked_at: int | None
+    created_at: UnixTime
+    last_used_at: OptionalUnixTime
+    revoked_at: OptionalUnixTime
 
 
 class KeyWithSecret(KeyObject):

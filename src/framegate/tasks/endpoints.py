@@ -22,6 +22,7 @@ from framegate.dependencies import (
 from framegate.exceptions import BadRequest, error_responses
 from framegate.keys.scopes import Scope
 from framegate.keys.service import AuthContext
+from framegate.kit.pagination import PageAfter, PageLimit
 from framegate.kit.time import to_unix
 from framegate.models import Task, TaskStatus
 from framegate.runtime import Runtime
@@ -152,8 +153,8 @@ async def list_tasks(
     session: ReadSessionDep,
     auth: TaskReader,
     absolute: AbsoluteURL,
-    limit: Annotated[int, Query(ge=1, le=100)] = 20,
-    after: Annotated[str | None, Query(description="next_cursor of the previous page")] = None,
+    limit: PageLimit = 20,
+    after: PageAfter = None,
     status: Annotated[
         Literal["queued", "processing", "completed", "failed", "cancelled"] | None, Query()
     ] = None,

@@ -7,6 +7,7 @@ can race without double effects.
 
 from __future__ import annotations
 
+import functools
 import logging
 from datetime import datetime, timedelta
 from typing import Any, Protocol
@@ -14,7 +15,7 @@ from typing import Any, Protocol
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from framegate.credits.service import credit_service
-from framegate.db import transaction
+from framegate.db import after_commit, transaction
 from framegate.kit.time import as_utc, utcnow
 from framegate.models import Task, TaskStatus
 from framegate.tasks.repository import task_repository
@@ -71,7 +72,7 @@ class TaskLifecycle:
             if task is None:
                 return None
             now = utcnow()
-            claimed = await task_repository.compare_and_set(
+            claimed = await self._transition(
                 session,
                 task_id,
                 status=TaskStatus.queued,
@@ -89,7 +90,6 @@ class TaskLifecycle:
             if not claimed:
                 return None
             task = await task_repository.get(session, task_id)
-        self._signals.task_changed(task_id)
         return task
 
     async def claim_due(self, worker_id: str) -> Task | None:
@@ -126,26 +126,13 @@ class TaskLifecycle:
     ) -> bool:
         """Let go of an upstream task until ``until`` (its next poll), keeping it processing:
         no worker slot is held while the vendor works."""
-        async with transaction(self._sessionmaker) as session:
-            done = await _update_if_ours(
-                session,
-                task,
-                worker_id,
-                values={
-                    "worker_id": None,
-                    "lease_expires_at": until,
-                    "progress": progress,
-                    "upstream": upstream,
-                    "engine_task_id": engine_task_id,
-                    "updated_at": utcnow(),
-                },
-            )
-            if done and progress != task.progress:
-                for sink in self._sinks:
-                    await sink.task_progressed(session, task, progress)
-        if done:
-            self._signals.task_changed(task.id)
-        return done
+        values: dict[str, Any] = {
+            "worker_id": None,
+            "lease_expires_at": until,
+            "upstream": upstream,
+            "engine_task_id": engine_task_id,
+        }
+        return await self._record_progress(task, worker_id, progress, values, always=False)
 
     async def reroute(self, task: Task, worker_id: str, upstream: dict[str, Any]) -> bool:
         """Move a task to another route (a fallback): back to queued, no upstream job; the
@@ -158,23 +145,25 @@ class TaskLifecycle:
 
     async def renew(self, task: Task, worker_id: str, progress: int) -> bool:
         """Extend the lease and record progress; False once the task is no longer ours."""
+        values: dict[str, Any] = {"lease_expires_at": self._lease_end()}
+        return await self._record_progress(task, worker_id, progress, values, always=True)
+
+    async def _record_progress(
+        self, task: Task, worker_id: str, progress: int, values: dict[str, Any], *, always: bool
+    ) -> bool:
+        """Set ``values`` and ``progress`` on a task still ours; the sinks hear of the progress
+        (``always``, or when it changed)."""
         async with transaction(self._sessionmaker) as session:
-            still_ours = await _update_if_ours(
+            done = await self._update_if_ours(
                 session,
                 task,
                 worker_id,
-                values={
-                    "lease_expires_at": self._lease_end(),
-                    "progress": progress,
-                    "updated_at": utcnow(),
-                },
+                values={**values, "progress": progress, "updated_at": utcnow()},
             )
-            if still_ours:
+            if done and (always or progress != task.progress):
                 for sink in self._sinks:
                     await sink.task_progressed(session, task, progress)
-        if still_ours:
-            self._signals.task_changed(task.id)
-        return still_ours
+        return done
 
     async def complete(
         self,
@@ -187,7 +176,7 @@ class TaskLifecycle:
     ) -> bool:
         now = utcnow()
         async with transaction(self._sessionmaker) as session:
-            done = await _update_if_ours(
+            done = await self._update_if_ours(
                 session,
                 task,
                 worker_id,
@@ -205,8 +194,6 @@ class TaskLifecycle:
             )
             if done:
                 await self._settle(session, task.id, capture=credits_used)
-        if done:
-            self._signals.task_changed(task.id)
         return done
 
     async def fail(
@@ -223,7 +210,7 @@ class TaskLifecycle:
         """→ failed, with the whole hold released (the failure costs nothing)."""
         now = utcnow()
         async with transaction(self._sessionmaker) as session:
-            done = await task_repository.compare_and_set(
+            done = await self._transition(
                 session,
                 task.id,
                 status=from_status,
@@ -242,8 +229,6 @@ class TaskLifecycle:
             )
             if done:
                 await self._settle(session, task.id, release=f"refund: {code}")
-        if done:
-            self._signals.task_changed(task.id)
         return done
 
     async def retry(self, task: Task, reason: str, *, worker_id: str | None = None) -> bool:
@@ -263,7 +248,7 @@ class TaskLifecycle:
         lease_expired_before: datetime | None = None,
     ) -> bool:
         async with transaction(self._sessionmaker) as session:
-            done = await _update_if_ours(
+            done = await self._update_if_ours(
                 session,
                 task,
                 worker_id,
@@ -277,9 +262,8 @@ class TaskLifecycle:
                     **extra_values,
                 },
             )
-        if done:
-            self._signals.task_changed(task.id)
-            self._signals.task_queued()
+            if done:
+                after_commit(session, self._signals.task_queued)
         return done
 
     async def cancel(self, account_id: str, task_id: str) -> Task | None:
@@ -293,7 +277,7 @@ class TaskLifecycle:
             if TaskStatus(task.status).is_terminal():
                 return task
             now = utcnow()
-            done = await task_repository.compare_and_set(
+            done = await self._transition(
                 session,
                 task.id,
                 status=(TaskStatus.queued, TaskStatus.processing),
@@ -308,8 +292,6 @@ class TaskLifecycle:
             if done:
                 await self._settle(session, task.id, release="refund: cancelled")
             task = await task_repository.get(session, task_id)
-        if done:
-            self._signals.task_changed(task_id)
         return task
 
     async def expire_overdue(self) -> int:
@@ -368,6 +350,35 @@ class TaskLifecycle:
             log.warning("reaped task %s (attempt %s)", task.id, task.attempts)
         return ok
 
+    async def _transition(self, session: AsyncSession, task_id: str, **cas: Any) -> bool:
+        """task_repository.compare_and_set with ``cas``'s conditions and values; when it
+        applies, the task's watchers are told once the transaction commits."""
+        done = await task_repository.compare_and_set(session, task_id, **cas)
+        if done:
+            after_commit(session, functools.partial(self._signals.task_changed, task_id))
+        return done
+
+    async def _update_if_ours(
+        self,
+        session: AsyncSession,
+        task: Task,
+        worker_id: str | None,
+        *,
+        values: dict[str, Any],
+        lease_expired_before: datetime | None = None,
+    ) -> bool:
+        """Apply ``values`` only while ``task`` is still processing at the same attempt and
+        held by ``worker_id`` (any worker when None)."""
+        return await self._transition(
+            session,
+            task.id,
+            status=TaskStatus.processing,
+            attempts=task.attempts,
+            worker_id=worker_id,
+            lease_expired_before=lease_expired_before,
+            values=values,
+        )
+
     async def _settle(
         self,
         session: AsyncSession,
@@ -385,27 +396,6 @@ class TaskLifecycle:
             await credit_service.release(session, task, release)
         for sink in self._sinks:
             await sink.task_finished(session, task)
-
-
-async def _update_if_ours(
-    session: AsyncSession,
-    task: Task,
-    worker_id: str | None,
-    *,
-    values: dict[str, Any],
-    lease_expired_before: datetime | None = None,
-) -> bool:
-    """Apply ``values`` only while ``task`` is still processing at the same attempt and
-    held by ``worker_id`` (any worker when None)."""
-    return await task_repository.compare_and_set(
-        session,
-        task.id,
-        status=TaskStatus.processing,
-        attempts=task.attempts,
-        worker_id=worker_id,
-        lease_expired_before=lease_expired_before,
-        values=values,
-    )
 
 
 def _elapsed_ms(task: Task, now: Any) -> int | None:

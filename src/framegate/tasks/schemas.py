@@ -8,6 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, model_
 
 from framegate.catalog.schemas import ResolutionTier
 from framegate.kit.dialect_fields import refuse_dialect_fields
+from framegate.kit.views import OptionalUnixTime, UnixTime
 
 MAX_SEED = 2**32 - 1
 # Exact shapes: no signs, spaces or trailing newlines slip through to the planner.
@@ -132,10 +133,10 @@ class TaskObject(BaseModel):
     status: Literal["queued", "processing", "completed", "failed", "cancelled"]
     model: str
     progress: int = Field(ge=0, le=100)
-    created_at: int = Field(description="Unix seconds.")
-    started_at: int | None = None
-    completed_at: int | None = None
-    expires_at: int | None = Field(
+    created_at: UnixTime = Field(description="Unix seconds.")
+    started_at: OptionalUnixTime = None
+    completed_at: OptionalUnixTime = None
+    expires_at: OptionalUnixTime = Field(
         default=None, description="When the outputs are deleted (their URLs then answer 410)."
     )
     estimated_seconds: int

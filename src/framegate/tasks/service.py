@@ -28,8 +28,10 @@ from framegate.exceptions import Conflict, FramegateError, InvalidValue, NotFoun
 from framegate.keys.service import AuthContext
 from framegate.kit.ids import new_id
 from framegate.kit.images import image_decoding, intake_image, read_image_source
+from framegate.kit.pagination import one_page
 from framegate.kit.safe_fetch import FetchPolicy, validate_url
-from framegate.kit.time import as_utc, to_unix, utcnow
+from framegate.kit.time import as_utc, utcnow
+from framegate.kit.views import from_row
 from framegate.limits.service import LimitsService, PlanLimits
 from framegate.models import Task, TaskStatus, TaskType
 from framegate.models.task import TERMINAL_STATUSES
@@ -501,7 +503,7 @@ class TaskService:
             model=model,
             task_type=task_type,
         )
-        return rows[:limit], len(rows) > limit
+        return one_page(rows, limit)
 
     async def list_videos(
         self,
@@ -516,7 +518,7 @@ class TaskService:
         rows = await task_repository.list_unpurged_videos(
             session, account_id, limit=limit + 1, after=after, order=order
         )
-        return rows[:limit], len(rows) > limit
+        return one_page(rows, limit)
 
     def to_object(self, task: Task, absolute: Callable[[str], str]) -> TaskObject:
         """The API view of a task; output URLs are signed now, for this response."""
@@ -529,22 +531,9 @@ class TaskService:
         if task.error_code:
             error = TaskError(code=task.error_code, message=task.error_message or "")
         public_input = {k: v for k, v in task.params.items() if not k.endswith("_key")}
-        return TaskObject(
-            id=task.id,
-            type=task.type,
-            status=task.status,
-            model=task.model,
-            progress=task.progress,
-            created_at=to_unix(task.created_at) or 0,
-            started_at=to_unix(task.started_at),
-            completed_at=to_unix(task.completed_at),
-            expires_at=to_unix(task.expires_at),
-            estimated_seconds=task.estimated_seconds,
-            processing_ms=task.processing_ms,
-            credits_reserved=task.credits_reserved,
-            credits_used=task.credits_used,
-            credits_refunded=task.credits_refunded,
-            attempts=task.attempts,
+        return from_row(
+            TaskObject,
+            task,
             served_by=task.served_by or (task.upstream or {}).get("route"),
             input=public_input,
             metadata=task.task_metadata or {},

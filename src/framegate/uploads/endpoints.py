@@ -16,11 +16,11 @@ from framegate.dependencies import (
 )
 from framegate.exceptions import error_responses
 from framegate.kit.forms import multipart_body
-from framegate.kit.time import to_unix
+from framegate.kit.views import from_row
 from framegate.models import Upload
 from framegate.runtime import Runtime
 from framegate.uploads.auth import UploadWriter
-from framegate.uploads.schemas import UploadKind, UploadObject, UploadPurpose
+from framegate.uploads.schemas import UploadObject, UploadPurpose
 from framegate.uploads.service import is_expired
 
 router = APIRouter(tags=["uploads"], responses=error_responses(401, 403))
@@ -47,18 +47,7 @@ _MULTIPART_BODY: dict[str, Any] = {
 
 def _view(upload: Upload, runtime: Runtime, absolute: Callable[[str], str]) -> UploadObject:
     url = None if is_expired(upload) else absolute(runtime.signer.sign_path(upload.key))
-    return UploadObject(
-        id=upload.id,
-        kind=UploadKind(upload.kind),
-        content_type=upload.content_type,
-        bytes=upload.bytes,
-        width=upload.width,
-        height=upload.height,
-        filename=upload.filename,
-        created_at=to_unix(upload.created_at) or 0,
-        expires_at=to_unix(upload.expires_at),
-        url=url,
-    )
+    return from_row(UploadObject, upload, url=url)
 
 
 @router.post(

@@ -5,6 +5,8 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
+from framegate.kit.views import OptionalUnixTime, UnixTime
+
 
 class UploadKind(StrEnum):
     image = "image"
@@ -27,8 +29,8 @@ class UploadObject(BaseModel):
     width: int | None
     height: int | None
     filename: str = Field(description="The name the client sent, for display only.")
-    created_at: int
-    expires_at: int | None = Field(description="After this the upload can no longer be used.")
+    created_at: UnixTime
+    expires_at: OptionalUnixTime = Field(description="After this the upload can no longer be used.")
     url: str | None = Field(
         description="A signed, expiring download URL; null once the upload has expired."
     )

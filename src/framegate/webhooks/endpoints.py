@@ -8,13 +8,15 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path, Query
+from fastapi import APIRouter, Depends, Path
 
 from framegate.dependencies import ReadSessionDep, RuntimeDep, SessionDep, require_scope
 from framegate.exceptions import error_responses
 from framegate.keys.scopes import Scope
 from framegate.keys.service import AuthContext
-from framegate.kit.time import to_unix, utcnow
+from framegate.kit.pagination import PageAfter, PageLimit
+from framegate.kit.time import utcnow
+from framegate.kit.views import from_row
 from framegate.models import WebhookDelivery, WebhookEndpoint
 from framegate.webhooks.schemas import (
     TaskWebhookSecret,
@@ -38,16 +40,10 @@ WebhookId = Annotated[str, Path(max_length=40, description="The endpoint id, e.g
 
 
 def _view(endpoint: WebhookEndpoint) -> WebhookEndpointObject:
-    return WebhookEndpointObject(
-        id=endpoint.id,
-        url=endpoint.url,
-        description=endpoint.description,
-        events=list(endpoint.events),
-        enabled=endpoint.enabled,
-        disabled_reason=endpoint.disabled_reason,
-        previous_secret_expires_at=to_unix(previous_secret_expiry(endpoint, utcnow())),
-        created_at=to_unix(endpoint.created_at) or 0,
-        updated_at=to_unix(endpoint.updated_at),
+    return from_row(
+        WebhookEndpointObject,
+        endpoint,
+        previous_secret_expires_at=previous_secret_expiry(endpoint, utcnow()),
     )
 
 
@@ -56,20 +52,7 @@ def _with_secret(endpoint: WebhookEndpoint) -> WebhookEndpointWithSecret:
 
 
 def _delivery_view(delivery: WebhookDelivery) -> WebhookDeliveryObject:
-    return WebhookDeliveryObject(
-        id=delivery.id,
-        endpoint_id=delivery.endpoint_id,
-        task_id=delivery.task_id,
-        event_type=delivery.event_type,
-        status=delivery.status,
-        attempts=delivery.attempts,
-        last_status_code=delivery.last_status_code,
-        last_error=delivery.last_error,
-        next_attempt_at=to_unix(delivery.next_attempt_at),
-        delivered_at=to_unix(delivery.delivered_at),
-        created_at=to_unix(delivery.created_at) or 0,
-        updated_at=to_unix(delivery.updated_at),
-    )
+    return from_row(WebhookDeliveryObject, delivery)
 
 
 # The task-secret routes come before /v1/webhooks/{webhook_id} so that path cannot
@@ -221,8 +204,8 @@ async def list_deliveries(
     runtime: RuntimeDep,
     session: ReadSessionDep,
     auth: WebhookManager,
-    limit: Annotated[int, Query(ge=1, le=100)] = 20,
-    after: Annotated[str | None, Query(description="next_cursor of the previous page")] = None,
+    limit: PageLimit = 20,
+    after: PageAfter = None,
 ) -> WebhookDeliveryList:
     """Events sent (or being retried) to this endpoint, newest first, with cursor pagination."""
     deliveries, has_more = await runtime.webhooks.list_deliveries(

@@ -4,6 +4,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from framegate.kit.views import OptionalUnixTime, UnixTime
 from framegate.webhooks.service import (
     DEFAULT_ROTATION_GRACE_SECONDS,
     MAX_ROTATION_GRACE_SECONDS,
@@ -46,12 +47,12 @@ class WebhookEndpointObject(BaseModel):
     disabled_reason: str | None = Field(
         description="Why the endpoint stopped receiving events, when it is disabled."
     )
-    previous_secret_expires_at: int | None = Field(
+    previous_secret_expires_at: OptionalUnixTime = Field(
         description="While the secret replaced by the last rotation still signs deliveries "
         "beside the current one: when it stops (unix seconds). null otherwise."
     )
-    created_at: int
-    updated_at: int | None
+    created_at: UnixTime
+    updated_at: OptionalUnixTime
 
 
 class WebhookEndpointWithSecret(WebhookEndpointObject):
@@ -95,10 +96,10 @@ class WebhookDeliveryObject(BaseModel):
     attempts: int = Field(description="Attempts made so far.")
     last_status_code: int | None = Field(description="HTTP status of the last attempt.")
     last_error: str | None = Field(description="Why the last attempt failed.")
-    next_attempt_at: int | None = Field(description="When a pending delivery is tried next.")
-    delivered_at: int | None
-    created_at: int
-    updated_at: int | None
+    next_attempt_at: OptionalUnixTime = Field(description="When a pending delivery is tried next.")
+    delivered_at: OptionalUnixTime
+    created_at: UnixTime
+    updated_at: OptionalUnixTime
 
 
 class WebhookDeliveryList(BaseModel):

@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from framegate.exceptions import Conflict, NotFound
 from framegate.kit.ids import new_id
+from framegate.kit.pagination import one_page
 from framegate.kit.safe_fetch import FetchPolicy, validate_url
 from framegate.kit.time import as_utc, to_unix, utcnow
 from framegate.kit.validation import validate_choices
@@ -387,7 +388,7 @@ class WebhookService:
         rows = await webhook_repository.list_deliveries(
             session, endpoint.id, limit=limit + 1, after=after
         )
-        return rows[:limit], len(rows) > limit
+        return one_page(rows, limit)
 
     # The account's task-webhook secret
 

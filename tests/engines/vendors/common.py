@@ -26,7 +26,7 @@ from starlette.types import ASGIApp
 from framegate.catalog.builtins import BUILTIN_ROUTES
 from framegate.engines.base import GenerationRequest
 from framegate.engines.encode import encode_mp4
-from framegate.engines.vendors.base import UpstreamJob, UpstreamStatus, VendorEngine
+from framegate.engines.vendors.base import UpstreamJob, UpstreamStatus, VendorEngine, VendorShape
 from tests.waiting import wait_until_sync
 
 # The suite's settings allow this loopback address (and no other private one) for URLs
@@ -52,6 +52,24 @@ def sample_mp4() -> bytes:
             frames.append(frame)
         encode_mp4(frames, path, width=SAMPLE_WIDTH, height=SAMPLE_HEIGHT, fps=SAMPLE_FPS)
         return path.read_bytes()
+
+
+def vendor_shape(**overrides: Any) -> VendorShape:
+    """What ``refuse`` is asked about: a 5 s 1280x720 text-to-video clip at 24 fps, with
+    ``overrides``."""
+    fields: dict[str, Any] = {
+        "width": 1280,
+        "height": 720,
+        "duration": 5,
+        "fps": 24,
+        "num_frames": 120,
+        "has_image": False,
+        "has_last_image": False,
+        "has_negative_prompt": False,
+        "has_seed": False,
+    }
+    fields.update(overrides)
+    return VendorShape(**fields)
 
 
 def builtin_routes(engine: str) -> list[dict[str, Any]]:

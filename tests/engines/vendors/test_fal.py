@@ -33,7 +33,13 @@ from framegate.engines.vendors.fal import FalEngine, FalSettings
 from framegate.exceptions import InvalidValue
 from framegate.kit.addresses import parse_networks
 from framegate.kit.safe_fetch import FetchPolicy
-from tests.engines.vendors.common import SAMPLE_FRAMES, builtin_routes, free_port, poll_to_end
+from tests.engines.vendors.common import (
+    SAMPLE_FRAMES,
+    builtin_routes,
+    free_port,
+    poll_to_end,
+    vendor_shape,
+)
 from tests.engines.vendors.fake_fal import MODERATION_MESSAGE, FakeFal
 
 BUILTIN_ROUTES = builtin_routes("fal")
@@ -68,19 +74,7 @@ def make_request(route_id: str, **overrides: Any) -> GenerationRequest:
 
 
 def shape(**overrides: Any) -> VendorShape:
-    fields: dict[str, Any] = {
-        "width": 1920,
-        "height": 1080,
-        "duration": 5,
-        "fps": 24,
-        "num_frames": 120,
-        "has_image": False,
-        "has_last_image": False,
-        "has_negative_prompt": False,
-        "has_seed": False,
-    }
-    fields.update(overrides)
-    return VendorShape(**fields)
+    return vendor_shape(**{"width": 1920, "height": 1080, **overrides})
 
 
 def image(color: str, size: tuple[int, int] = (40, 24)) -> Image.Image:
@@ -139,7 +133,7 @@ def test_builtin_routes_validate() -> None:
             assert caps.min_fps == caps.max_fps == caps.default_fps == settings.fps
         if settings.frames is not None:
             assert caps.max_frames is not None and caps.max_frames <= settings.frames[1]
-        assert caps.image_to_video == (settings.inputs.image is not None)
+        assert caps.image_to_video == (settings.inputs.input_image is not None)
         assert caps.first_last_frame == (settings.inputs.last_image is not None)
 
 

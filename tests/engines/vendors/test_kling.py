@@ -19,12 +19,13 @@ from framegate.catalog.schemas import ModelRoute
 from framegate.config import Settings
 from framegate.engines.base import EngineError, GenerationRequest
 from framegate.engines.vendors import kling
-from framegate.engines.vendors.base import UpstreamError, UpstreamJob, VendorShape
+from framegate.engines.vendors.base import UpstreamError, UpstreamJob
 from framegate.engines.vendors.kling import KlingEngine
 from framegate.exceptions import InvalidValue
 from framegate.kit.addresses import parse_networks
 from framegate.kit.safe_fetch import FetchPolicy
 from tests.engines.vendors.common import SAMPLE_FRAMES, builtin_routes, free_port, poll_to_end
+from tests.engines.vendors.common import vendor_shape as shape
 from tests.engines.vendors.fake_kling import FakeKling
 
 BUILTIN_ROUTES = builtin_routes("kling")
@@ -70,22 +71,6 @@ def make_request(route_id: str = "kling-v2", **overrides: Any) -> GenerationRequ
     }
     fields.update(overrides)
     return GenerationRequest(**fields)
-
-
-def shape(**overrides: Any) -> VendorShape:
-    fields: dict[str, Any] = {
-        "width": 1280,
-        "height": 720,
-        "duration": 5,
-        "fps": 24,
-        "num_frames": 120,
-        "has_image": False,
-        "has_last_image": False,
-        "has_negative_prompt": False,
-        "has_seed": False,
-    }
-    fields.update(overrides)
-    return VendorShape(**fields)
 
 
 def picture(width: int = 800, height: int = 600, color: str = "orange") -> Image.Image:

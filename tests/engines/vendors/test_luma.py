@@ -14,7 +14,7 @@ from PIL import Image
 from framegate.catalog.schemas import ModelRoute
 from framegate.config import Settings
 from framegate.engines.base import EngineError, GenerationRequest
-from framegate.engines.vendors.base import UpstreamError, UpstreamJob, VendorShape
+from framegate.engines.vendors.base import UpstreamError, UpstreamJob
 from framegate.engines.vendors.luma import SIZES, LumaEngine
 from framegate.exceptions import InvalidValue
 from framegate.kit.addresses import parse_networks
@@ -28,6 +28,7 @@ from tests.engines.vendors.common import (
     free_port,
     poll_to_end,
 )
+from tests.engines.vendors.common import vendor_shape as shape
 from tests.engines.vendors.fake_luma import (
     FAILURE_REASON,
     FRAME_MODERATION_REASON,
@@ -75,22 +76,6 @@ def make_request(**overrides: Any) -> GenerationRequest:
     }
     fields.update(overrides)
     return GenerationRequest(**fields)
-
-
-def shape(**overrides: Any) -> VendorShape:
-    fields: dict[str, Any] = {
-        "width": 1280,
-        "height": 720,
-        "duration": 5,
-        "fps": 24,
-        "num_frames": 120,
-        "has_image": False,
-        "has_last_image": False,
-        "has_negative_prompt": False,
-        "has_seed": False,
-    }
-    fields.update(overrides)
-    return VendorShape(**fields)
 
 
 def image() -> Image.Image:

@@ -17,7 +17,6 @@ from framegate.engines.vendors.base import (
     UPSTREAM_RATE_LIMITED,
     UPSTREAM_UNAVAILABLE,
     UpstreamError,
-    VendorShape,
 )
 from framegate.engines.vendors.pixverse import (
     PIXVERSE_SIZES,
@@ -25,26 +24,11 @@ from framegate.engines.vendors.pixverse import (
 )
 from framegate.exceptions import InvalidValue
 from tests.engines.vendors.common import builtin_routes
+from tests.engines.vendors.common import vendor_shape as shape
 
 BUILTIN_ROUTES = builtin_routes("pixverse")
 
 ROUTE = BUILTIN_ROUTES[0]
-
-
-def shape(**overrides: Any) -> VendorShape:
-    values: dict[str, Any] = {
-        "width": 1280,
-        "height": 720,
-        "duration": 5,
-        "fps": 24,
-        "num_frames": 120,
-        "has_image": False,
-        "has_last_image": False,
-        "has_negative_prompt": False,
-        "has_seed": False,
-    }
-    values.update(overrides)
-    return VendorShape(**values)
 
 
 # -- catalog -------------------------------------------------------------------------------

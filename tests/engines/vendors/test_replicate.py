@@ -25,7 +25,13 @@ from framegate.engines.vendors.replicate import (
 from framegate.exceptions import InvalidValue
 from framegate.kit.addresses import parse_networks
 from framegate.kit.safe_fetch import FetchPolicy
-from tests.engines.vendors.common import SAMPLE_FRAMES, builtin_routes, free_port, poll_to_end
+from tests.engines.vendors.common import (
+    SAMPLE_FRAMES,
+    builtin_routes,
+    free_port,
+    poll_to_end,
+    vendor_shape,
+)
 from tests.engines.vendors.fake_replicate import FAIL_MESSAGE, FakeReplicate
 
 BUILTIN_ROUTES = builtin_routes("replicate")
@@ -75,19 +81,7 @@ def make_request(route_id: str = WAN, **overrides: Any) -> GenerationRequest:
 
 
 def shape(**overrides: Any) -> VendorShape:
-    values: dict[str, Any] = {
-        "width": 832,
-        "height": 480,
-        "duration": 5,
-        "fps": 16,
-        "num_frames": 81,
-        "has_image": False,
-        "has_last_image": False,
-        "has_negative_prompt": False,
-        "has_seed": False,
-    }
-    values.update(overrides)
-    return VendorShape(**values)
+    return vendor_shape(**{"width": 832, "height": 480, "fps": 16, "num_frames": 81, **overrides})
 
 
 def gradient(width: int, height: int) -> Image.Image:

@@ -26,7 +26,7 @@ from framegate.engines.vendors.runway import (
 from framegate.exceptions import InvalidValue
 from framegate.kit.addresses import parse_networks
 from framegate.kit.safe_fetch import FetchPolicy
-from tests.engines.vendors.common import SAMPLE_FRAMES, builtin_routes, free_port
+from tests.engines.vendors.common import SAMPLE_FRAMES, builtin_routes, free_port, vendor_shape
 from tests.engines.vendors.fake_runway import FakeRunway
 
 BUILTIN_ROUTES = builtin_routes("runway")
@@ -73,19 +73,7 @@ def make_request(**overrides: Any) -> GenerationRequest:
 
 
 def shape(**overrides: Any) -> VendorShape:
-    values: dict[str, Any] = {
-        "width": 1280,
-        "height": 720,
-        "duration": 5,
-        "fps": 24,
-        "num_frames": 120,
-        "has_image": True,
-        "has_last_image": False,
-        "has_negative_prompt": False,
-        "has_seed": False,
-    }
-    values.update(overrides)
-    return VendorShape(**values)
+    return vendor_shape(**{"has_image": True, **overrides})
 
 
 def decode_data_uri(value: str) -> Image.Image:

@@ -21,7 +21,13 @@ from framegate.engines.vendors.veo import VeoEngine
 from framegate.exceptions import InvalidValue
 from framegate.kit.addresses import parse_networks
 from framegate.kit.safe_fetch import FetchPolicy
-from tests.engines.vendors.common import SAMPLE_FRAMES, builtin_routes, free_port, poll_to_end
+from tests.engines.vendors.common import (
+    SAMPLE_FRAMES,
+    builtin_routes,
+    free_port,
+    poll_to_end,
+    vendor_shape,
+)
 from tests.engines.vendors.fake_veo import FakeVeo, _check_body
 
 BUILTIN_ROUTES = builtin_routes("veo")
@@ -72,19 +78,7 @@ def make_request(
 
 
 def shape(**overrides: Any) -> VendorShape:
-    values: dict[str, Any] = {
-        "width": 1280,
-        "height": 720,
-        "duration": 8,
-        "fps": 24,
-        "num_frames": 192,
-        "has_image": False,
-        "has_last_image": False,
-        "has_negative_prompt": False,
-        "has_seed": False,
-    }
-    values.update(overrides)
-    return VendorShape(**values)
+    return vendor_shape(**{"duration": 8, "num_frames": 192, **overrides})
 
 
 # -- request shapes ------------------------------------------------------------------------
@@ -544,8 +538,8 @@ def test_error_envelope_mapping(
 
 def test_transport_errors() -> None:
     engine = VeoEngine(api_key="AIza-secret", base_url="http://127.0.0.3:9")
-    timeout = engine._transport_error(httpx.ReadTimeout("timed out"))
+    timeout = engine.transport_error(httpx.ReadTimeout("timed out"), "polling")
     assert (timeout.code, timeout.retriable) == ("upstream_timeout", True)
-    refused = engine._transport_error(httpx.ConnectError("refused AIza-secret"))
+    refused = engine.transport_error(httpx.ConnectError("refused AIza-secret"), "polling")
     assert (refused.code, refused.retriable) == ("upstream_unavailable", True)
     assert "AIza-secret" not in refused.message

@@ -15,28 +15,12 @@ from ._operations import Call, Close, Drain, Emit, Next, Open, Opened, Operation
 T = TypeVar("T")
 
 
-class AsyncFramegate(BaseClient):
-    """Asynchronous framegate client (same API as :class:`Framegate`, awaitable).
-
-    ``api_key`` defaults to ``FRAMEGATE_API_KEY``, ``base_url`` to ``FRAMEGATE_BASE_URL``
-    (then ``http://127.0.0.1:8000``). 429, 5xx and connection errors are retried up to
-    ``max_retries`` times with exponential backoff that honours ``Retry-After``.
-    """
+class AsyncFramegate(BaseClient[httpx.AsyncClient]):
+    """Asynchronous framegate client (same API as :class:`Framegate`, awaitable)."""
 
     is_async = True
-    _http: httpx.AsyncClient
-
-    def __init__(
-        self,
-        api_key: str | None = None,
-        base_url: str | None = None,
-        timeout: float = 60,
-        max_retries: int = 3,
-        http_client: httpx.AsyncClient | None = None,
-    ) -> None:
-        super().__init__(api_key, base_url, timeout, max_retries)
-        self._http = http_client or httpx.AsyncClient(timeout=self._config.timeout)
-        self._sleep = asyncio.sleep
+    _http_class = httpx.AsyncClient
+    _sleep = staticmethod(asyncio.sleep)
 
     async def __aenter__(self) -> AsyncFramegate:
         return self

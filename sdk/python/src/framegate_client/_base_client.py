@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import cached_property
 from pathlib import Path
-from typing import Any, ClassVar, Self, TypeVar, cast
+from typing import Any, ClassVar, Generic, Self, TypeVar, cast
 
 import httpx
 from pydantic import BaseModel
@@ -43,16 +43,31 @@ def typed_transport_errors() -> Iterator[None]:
         raise connection_error(error) from error
 
 
-class BaseClient:
-    """Settings, resources and operations of both clients (the I/O is theirs)."""
+HttpClient = TypeVar("HttpClient", httpx.Client, httpx.AsyncClient)
+
+
+class BaseClient(Generic[HttpClient]):
+    """Settings, resources and operations of both clients (the I/O is theirs).
+
+    ``api_key`` defaults to ``FRAMEGATE_API_KEY``, ``base_url`` to ``FRAMEGATE_BASE_URL``
+    (then ``http://127.0.0.1:8000``). 429, 5xx and connection errors are retried up to
+    ``max_retries`` times with exponential backoff that honours ``Retry-After``.
+    """
 
     is_async: ClassVar[bool]
-    _http: httpx.Client | httpx.AsyncClient
+    _http: HttpClient
+    _http_class: type[HttpClient]
 
     def __init__(
-        self, api_key: str | None, base_url: str | None, timeout: float, max_retries: int
+        self,
+        api_key: str | None = None,
+        base_url: str | None = None,
+        timeout: float = 60,
+        max_retries: int = 3,
+        http_client: HttpClient | None = None,
     ) -> None:
         self._config = resolve_config(api_key, base_url, timeout, max_retries)
+        self._http = http_client or self._http_class(timeout=self._config.timeout)
         self.api_key = self._config.api_key
         self.base_url = self._config.base_url
         self.max_retries = self._config.max_retries

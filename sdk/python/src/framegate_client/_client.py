@@ -15,28 +15,12 @@ from ._operations import Call, Close, Drain, Emit, Next, Open, Opened, Operation
 T = TypeVar("T")
 
 
-class Framegate(BaseClient):
-    """Synchronous framegate client.
-
-    ``api_key`` defaults to ``FRAMEGATE_API_KEY``, ``base_url`` to ``FRAMEGATE_BASE_URL``
-    (then ``http://127.0.0.1:8000``). 429, 5xx and connection errors are retried up to
-    ``max_retries`` times with exponential backoff that honours ``Retry-After``.
-    """
+class Framegate(BaseClient[httpx.Client]):
+    """Synchronous framegate client."""
 
     is_async = False
-    _http: httpx.Client
-
-    def __init__(
-        self,
-        api_key: str | None = None,
-        base_url: str | None = None,
-        timeout: float = 60,
-        max_retries: int = 3,
-        http_client: httpx.Client | None = None,
-    ) -> None:
-        super().__init__(api_key, base_url, timeout, max_retries)
-        self._http = http_client or httpx.Client(timeout=self._config.timeout)
-        self._sleep = time.sleep
+    _http_class = httpx.Client
+    _sleep = staticmethod(time.sleep)
 
     def __enter__(self) -> Framegate:
         return self

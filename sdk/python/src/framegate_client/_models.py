@@ -7,6 +7,21 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, PrivateAttr
 
+__all__ = [
+    "APIKey",
+    "APIKeyList",
+    "CreditBalance",
+    "Estimate",
+    "ImagesResponse",
+    "LedgerEntry",
+    "LedgerPage",
+    "Model",
+    "ModelList",
+    "Task",
+    "TaskList",
+    "Upload",
+]
+
 TaskStatus = Literal["queued", "processing", "completed", "failed", "cancelled"]
 TERMINAL_STATUSES: frozenset[str] = frozenset({"completed", "failed", "cancelled"})
 

@@ -50,12 +50,11 @@ from ._operations import (
     iterating,
     operation,
 )
-from ._params import video_body
 
 if TYPE_CHECKING:
     from ._base_client import BaseClient
 
-C = TypeVar("C", bound="BaseClient", covariant=True)
+C = TypeVar("C", bound="BaseClient[Any]", covariant=True)
 
 
 class Resource(Generic[C]):
@@ -130,20 +129,22 @@ class Videos(Resource[C]):
         ``input_image`` may be a URL, data URI or upload id (sent as is), or a path or bytes
         (uploaded first through ``/v1/uploads``).
         """
-        body = video_body(
-            model,
-            prompt,
-            duration=duration,
-            size=size,
-            resolution=resolution,
-            aspect_ratio=aspect_ratio,
-            fps=fps,
-            input_image=(yield from self._input_image(input_image)),
-            negative_prompt=negative_prompt,
-            seed=seed,
-            camera_fixed=camera_fixed,
-            webhook_url=webhook_url,
-            metadata=metadata,
+        body = drop_none(
+            {
+                "model": model,
+                "prompt": prompt,
+                "duration": duration,
+                "size": size,
+                "resolution": resolution,
+                "aspect_ratio": aspect_ratio,
+                "fps": fps,
+                "input_image": (yield from self._input_image(input_image)),
+                "negative_prompt": negative_prompt,
+                "seed": seed,
+                "camera_fixed": camera_fixed,
+                "webhook_url": webhook_url,
+                "metadata": metadata,
+            }
         )
         path = "/v1/async/videos/generations"
         call = Call(Task, "POST", path, json=body, idempotency_key=idempotency_key)

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
-from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi import APIRouter, Depends, Path, Query
 from pydantic import ValidationError
 
 from framegate.compat.aimlapi.errors import (
@@ -21,11 +21,9 @@ from framegate.compat.aimlapi.schemas import (
     AimlVideo,
     AimlVideoRequest,
 )
-from framegate.compat.base import authorize
-from framegate.dependencies import API_KEY_SCHEME, AbsoluteURL, RuntimeDep, SessionDep
+from framegate.compat.base import SECURITY, TaskReader, VideoWriter
+from framegate.dependencies import AbsoluteURL, RuntimeDep, SessionDep
 from framegate.exceptions import BadRequest, InvalidValue, NotFound
-from framegate.keys.scopes import Scope
-from framegate.keys.service import AuthContext
 from framegate.kit.validation import from_validation
 from framegate.models import Task, TaskStatus, TaskType
 from framegate.runtime import Runtime
@@ -44,16 +42,6 @@ _BARE_BASE64_RE = re.compile(r"^[A-Za-z0-9+/=_\-\s]{64,}$")
 router = APIRouter(tags=["compat: aimlapi"])
 
 
-async def _video_writer(request: Request) -> AuthContext:
-    return await authorize(request, Scope.videos_write)
-
-
-async def _task_reader(request: Request) -> AuthContext:
-    return await authorize(request, Scope.tasks_read)
-
-
-VideoWriter = Annotated[AuthContext, Depends(_video_writer)]
-TaskReader = Annotated[AuthContext, Depends(_task_reader)]
 Vendor = Annotated[
     str,
     Path(
@@ -70,7 +58,6 @@ GenerationId = Annotated[
         description="The id the create call answered (task_…; also its numeric alias).",
     ),
 ]
-_SECURITY: dict[str, Any] = {"security": [{API_KEY_SCHEME: []}]}
 
 
 def _geometry(body: AimlVideoRequest, runtime: Runtime) -> dict[str, str | None]:
@@ -210,9 +197,24 @@ async def _find(runtime: Runtime, account_id: str, generation_id: str) -> Task:
     return task
 
 
-async def _submit(
-    body: AimlVideoRequest, runtime: Runtime, session: SessionDep, auth: AuthContext
+# AI/ML serves each call on its vendor URL and again on its vendor-less universal URL; the
+# vendor segment is checked and documented, and the model decides.
+VENDOR_URL = "/v2/generate/video/{vendor}/generation"
+UNIVERSAL_URL = "/v2/video/generations"
+
+
+async def _vendor_segment(vendor: Vendor) -> None:
+    """Validates and documents the {vendor} segment of VENDOR_URL."""
+
+
+async def create_generation(
+    body: AimlVideoRequest,
+    runtime: RuntimeDep,
+    session: SessionDep,
+    auth: VideoWriter,
 ) -> AimlGeneration:
+    """Queue a text-to-video (or, with image_url, image-to-video) generation; answers its id
+    with status queued. Poll it with GET on the same URL and ?generation_id=."""
     native = to_native(body, runtime)
     task = await runtime.tasks.submit_video(session, auth, native)
     return AimlGeneration(
@@ -223,43 +225,7 @@ async def _submit(
     )
 
 
-async def _poll(
-    generation_id: str, runtime: Runtime, auth: AuthContext, absolute: Callable[[str], str]
-) -> AimlGeneration:
-    task = await _find(runtime, auth.account.id, generation_id)
-    return to_generation(runtime.tasks.to_object(task, absolute))
-
-
-@router.post(
-    "/v2/generate/video/{vendor}/generation",
-    response_model=AimlGeneration,
-    response_model_exclude_none=True,
-    responses=error_docs(400, 401, 403, 429, 503),
-    summary="AI/ML API: create a video generation",
-    openapi_extra=_SECURITY,
-)
-async def create_generation(
-    vendor: Vendor,
-    body: AimlVideoRequest,
-    runtime: RuntimeDep,
-    session: SessionDep,
-    auth: VideoWriter,
-) -> AimlGeneration:
-    """Queue a text-to-video (or, with image_url, image-to-video) generation; answers its id
-    with status queued. Poll it with GET on the same URL and ?generation_id=."""
-    return await _submit(body, runtime, session, auth)
-
-
-@router.get(
-    "/v2/generate/video/{vendor}/generation",
-    response_model=AimlGeneration,
-    response_model_exclude_none=True,
-    responses=error_docs(400, 401, 403, 404, 429),
-    summary="AI/ML API: retrieve a video generation",
-    openapi_extra=_SECURITY,
-)
 async def get_generation(
-    vendor: Vendor,
     generation_id: GenerationId,
     runtime: RuntimeDep,
     auth: TaskReader,
@@ -267,40 +233,37 @@ async def get_generation(
 ) -> AimlGeneration:
     """The generation's status (queued, generating, completed or error); when completed,
     video.url is the MP4 to download."""
-    return await _poll(generation_id, runtime, auth, absolute)
+    task = await _find(runtime, auth.account.id, generation_id)
+    return to_generation(runtime.tasks.to_object(task, absolute))
 
 
-@router.post(
-    "/v2/video/generations",
-    response_model=AimlGeneration,
-    response_model_exclude_none=True,
-    responses=error_docs(400, 401, 403, 429, 503),
-    summary="AI/ML API: create a video generation (universal URL)",
-    openapi_extra=_SECURITY,
-)
-async def create_generation_universal(
-    body: AimlVideoRequest,
-    runtime: RuntimeDep,
-    session: SessionDep,
-    auth: VideoWriter,
-) -> AimlGeneration:
-    """AI/ML's vendor-less URL for the same call as POST /v2/generate/video/{vendor}/generation."""
-    return await _submit(body, runtime, session, auth)
+def _serve(
+    method: str, endpoint: Callable[..., Awaitable[AimlGeneration]], action: str, *statuses: int
+) -> None:
+    """Route ``endpoint`` on both of AI/ML's URLs, as two documented operations."""
+    shared: dict[str, Any] = {
+        "methods": [method],
+        "response_model": AimlGeneration,
+        "response_model_exclude_none": True,
+        "responses": error_docs(*statuses),
+        "openapi_extra": SECURITY,
+    }
+    router.add_api_route(
+        VENDOR_URL,
+        endpoint,
+        summary=f"AI/ML API: {action}",
+        dependencies=[Depends(_vendor_segment)],
+        **shared,
+    )
+    router.add_api_route(
+        UNIVERSAL_URL,
+        endpoint,
+        name=f"{endpoint.__name__}_universal",
+        summary=f"AI/ML API: {action} (universal URL)",
+        description=f"AI/ML's vendor-less URL for the same call as {method} {VENDOR_URL}.",
+        **shared,
+    )
 
 
-@router.get(
-    "/v2/video/generations",
-    response_model=AimlGeneration,
-    response_model_exclude_none=True,
-    responses=error_docs(400, 401, 403, 404, 429),
-    summary="AI/ML API: retrieve a video generation (universal URL)",
-    openapi_extra=_SECURITY,
-)
-async def get_generation_universal(
-    generation_id: GenerationId,
-    runtime: RuntimeDep,
-    auth: TaskReader,
-    absolute: AbsoluteURL,
-) -> AimlGeneration:
-    """AI/ML's vendor-less URL for the same call as GET /v2/generate/video/{vendor}/generation."""
-    return await _poll(generation_id, runtime, auth, absolute)
+_serve("POST", create_generation, "create a video generation", 400, 401, 403, 429, 503)
+_serve("GET", get_generation, "retrieve a video generation", 400, 401, 403, 404, 429)

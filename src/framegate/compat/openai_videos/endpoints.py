@@ -7,17 +7,16 @@ import base64
 import copy
 import json
 import re
-from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import APIRouter, Query, Request, Response
 from fastapi import Path as PathParam
 from fastapi.responses import FileResponse
 from pydantic import ValidationError
 
-from framegate.compat.base import authorize
+from framegate.compat.base import SECURITY, TaskReader, VideoWriter
 from framegate.compat.openai_videos.errors import (
     error_docs,
     in_dialect_terms,
@@ -32,7 +31,7 @@ from framegate.compat.openai_videos.schemas import (
     OpenAIVideoList,
     OpenAIVideoRemixRequest,
 )
-from framegate.dependencies import API_KEY_SCHEME, ReadSessionDep, RuntimeDep, SessionDep
+from framegate.dependencies import ReadSessionDep, RuntimeDep, SessionDep
 from framegate.exceptions import BadRequest, Conflict, InvalidValue, NotFound
 from framegate.keys.scopes import Scope
 from framegate.keys.service import AuthContext
@@ -51,21 +50,29 @@ router = APIRouter(tags=["compat: openai"])
 
 
 # ---------------------------------------------------------------------------------------------
-# Authentication: Authorization: Bearer (OpenAI's SDK), API-KEY or X-API-Key.
+# Route documentation. The key comes as Authorization: Bearer (OpenAI's SDK), API-KEY or
+# X-API-Key; VideoWriter and TaskReader (compat.base) check its scope.
 # ---------------------------------------------------------------------------------------------
 
 
-def _scoped(scope: str) -> Callable[[Request], Awaitable[AuthContext]]:
-    async def dependency(request: Request) -> AuthContext:
-        return await authorize(request, scope)
-
-    return dependency
-
-
-VideoWriter = Annotated[AuthContext, Depends(_scoped(Scope.videos_write))]
-TaskReader = Annotated[AuthContext, Depends(_scoped(Scope.tasks_read))]
 VideoId = Annotated[str, PathParam(max_length=40, description="The video id (a task id, task_…).")]
-_SECURITY: dict[str, Any] = {"security": [{API_KEY_SCHEME: []}]}
+
+
+def _operation(
+    summary: str,
+    *statuses: int,
+    ok: dict[str, Any] | None = None,
+    request_body: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """A route's summary, its errors (in OpenAI's envelope), the key it takes and, where
+    FastAPI cannot infer them, its success response (``ok``) and its body."""
+    errors = error_docs(*statuses)
+    body = {} if request_body is None else {"requestBody": request_body}
+    return {
+        "summary": f"{summary} (OpenAI Videos API)",
+        "responses": errors if ok is None else {200: ok, **errors},
+        "openapi_extra": {**body, **SECURITY},
+    }
 
 
 # ---------------------------------------------------------------------------------------------
@@ -170,7 +177,7 @@ def _inline_refs(schema: dict[str, Any]) -> dict[str, Any]:
     return resolved
 
 
-def _create_body_docs() -> dict[str, Any]:
+def _create_body() -> dict[str, Any]:
     as_json = _inline_refs(OpenAIVideoCreateRequest.model_json_schema())
     as_form = copy.deepcopy(as_json)
     as_form.pop("examples", None)
@@ -187,14 +194,11 @@ def _create_body_docs() -> dict[str, Any]:
             "description": f"Instead of the file: input_reference's {key}.",
         }
     return {
-        "requestBody": {
-            "required": True,
-            "content": {
-                "application/json": {"schema": as_json},
-                "multipart/form-data": {"schema": as_form},
-            },
+        "required": True,
+        "content": {
+            "application/json": {"schema": as_json},
+            "multipart/form-data": {"schema": as_form},
         },
-        **_SECURITY,
     }
 
 
@@ -280,10 +284,7 @@ async def _checked_form(
 
 @router.post(
     "/v1/videos",
-    response_model=OpenAIVideo,
-    responses=error_docs(400, 401, 403, 429, 503),
-    summary="Create a video (OpenAI Videos API)",
-    openapi_extra=_create_body_docs(),
+    **_operation("Create a video", 400, 401, 403, 429, 503, request_body=_create_body()),
 )
 async def create_video(
     request: Request,
@@ -316,13 +317,7 @@ async def create_video(
 # ---------------------------------------------------------------------------------------------
 
 
-@router.get(
-    "/v1/videos/{video_id}",
-    response_model=OpenAIVideo,
-    responses=error_docs(401, 403, 404),
-    summary="Retrieve a video (OpenAI Videos API)",
-    openapi_extra=_SECURITY,
-)
+@router.get("/v1/videos/{video_id}", **_operation("Retrieve a video", 401, 403, 404))
 async def retrieve_video(
     video_id: VideoId, response: Response, runtime: RuntimeDep, auth: TaskReader
 ) -> OpenAIVideo:
@@ -330,13 +325,7 @@ async def retrieve_video(
     return _answer(response, await _video_task(runtime, auth, video_id))
 
 
-@router.get(
-    "/v1/videos",
-    response_model=OpenAIVideoList,
-    responses=error_docs(400, 401, 403),
-    summary="List videos (OpenAI Videos API)",
-    openapi_extra=_SECURITY,
-)
+@router.get("/v1/videos", **_operation("List videos", 400, 401, 403))
 async def list_videos(
     runtime: RuntimeDep,
     session: ReadSessionDep,
@@ -360,13 +349,7 @@ async def list_videos(
     )
 
 
-@router.delete(
-    "/v1/videos/{video_id}",
-    response_model=OpenAIVideoDeleted,
-    responses=error_docs(401, 403, 404),
-    summary="Delete a video (OpenAI Videos API)",
-    openapi_extra=_SECURITY,
-)
+@router.delete("/v1/videos/{video_id}", **_operation("Delete a video", 401, 403, 404))
 async def delete_video(
     video_id: VideoId, runtime: RuntimeDep, session: SessionDep, auth: TaskReader
 ) -> OpenAIVideoDeleted:
@@ -399,6 +382,10 @@ SPRITESHEET_TILE_WIDTH = 256
 THUMBNAIL_MAX_WIDTH = 640
 _JPEG = "image/jpeg"
 _NOT_RETRIED = {"x-should-retry": "false"}
+_CONTENT = {
+    "content": {"video/mp4": {}, _JPEG: {}},
+    "description": "The MP4 (video) or a JPEG (thumbnail, spritesheet)",
+}
 
 
 async def _render_frames(runtime: Runtime, key: str, **grid: int) -> Response:
@@ -410,15 +397,7 @@ async def _render_frames(runtime: Runtime, key: str, **grid: int) -> Response:
 @router.get(
     "/v1/videos/{video_id}/content",
     response_class=Response,
-    responses={
-        200: {
-            "content": {"video/mp4": {}, _JPEG: {}},
-            "description": "The MP4 (video) or a JPEG (thumbnail, spritesheet)",
-        },
-        **error_docs(400, 401, 403, 404, 409),
-    },
-    summary="Download a video's content (OpenAI Videos API)",
-    openapi_extra=_SECURITY,
+    **_operation("Download a video's content", 400, 401, 403, 404, 409, ok=_CONTENT),
 )
 async def download_video_content(
     video_id: VideoId,
@@ -486,10 +465,7 @@ async def _stored_image(runtime: Runtime, key: str | None) -> str | None:
 
 @router.post(
     "/v1/videos/{video_id}/remix",
-    response_model=OpenAIVideo,
-    responses=error_docs(400, 401, 403, 404, 429, 503),
-    summary="Remix a video (OpenAI Videos API)",
-    openapi_extra=_SECURITY,
+    **_operation("Remix a video", 400, 401, 403, 404, 429, 503),
 )
 async def remix_video(
     video_id: VideoId,

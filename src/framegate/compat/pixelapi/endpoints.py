@@ -13,7 +13,7 @@ from fastapi import APIRouter, Path, Request
 from pydantic import ValidationError
 
 from framegate.catalog.service import tier_for
-from framegate.compat.base import authorize
+from framegate.compat.base import SECURITY, authorize
 from framegate.compat.pixelapi.errors import (
     error_docs,
 )
@@ -23,7 +23,7 @@ from framegate.compat.pixelapi.schemas import (
     PixelGeneration,
     PixelVideoRequest,
 )
-from framegate.dependencies import API_KEY_SCHEME, SessionDep, absolute_url_builder
+from framegate.dependencies import SessionDep, absolute_url_builder
 from framegate.exceptions import BadRequest, NotFound, ServiceUnavailable
 from framegate.keys.scopes import Scope
 from framegate.keys.service import AuthContext
@@ -214,7 +214,7 @@ _GENERATE_OPENAPI: dict[str, Any] = {
             },
         },
     },
-    "security": [{API_KEY_SCHEME: []}],
+    **SECURITY,
 }
 
 
@@ -272,7 +272,7 @@ async def _find(runtime: Runtime, account_id: str, value: str) -> Task:
     response_model=PixelGeneration,
     responses=error_docs(401, 403, 404, 429),
     summary="PixelAPI: poll a video generation",
-    openapi_extra={"security": [{API_KEY_SCHEME: []}]},
+    openapi_extra=SECURITY,
 )
 async def get_video(
     generation_id: Annotated[str, Path(description="The generation_id (or the task_… id).")],

@@ -50,7 +50,7 @@ from framegate.exceptions import BadRequest, FramegateError, InvalidValue, NotFo
 from framegate.keys.scopes import Scope
 from framegate.keys.service import AuthContext
 from framegate.kit.forms import multipart_body
-from framegate.kit.validation import from_validation
+from framegate.kit.validation import first_error, from_validation
 from framegate.models import Task, TaskStatus, TaskType
 from framegate.runtime import Runtime
 from framegate.tasks.schemas import TaskObject, VideoGenerationRequest
@@ -75,6 +75,15 @@ def _json_body(model: type[BaseModel]) -> dict[str, Any]:
             "required": True,
             "content": {"application/json": {"schema": model.model_json_schema()}},
         }
+    }
+
+
+def _answers(model: type[BaseModel], errcodes: str) -> dict[str, Any]:
+    """A route's responses: ``model`` on success, else PixVerse's error envelope, answered
+    HTTP 200 for ``errcodes``."""
+    return {
+        "response_model": model | PixVerseErrorEnvelope,
+        "responses": {200: {"description": OK_WITH_ERRCODES + errcodes}, **ERROR_RESPONSES},
     }
 
 
@@ -108,19 +117,16 @@ async def _read_json(request: Request, model: type[_Body]) -> _Body:
 
 def _validation_error(exc: ValidationError) -> FramegateError:
     errors = exc.errors()
-    first = errors[0]
-    kind = first["type"]
-    param = ".".join(str(p) for p in first["loc"]) or None
+    first = first_error(errors)
+    param, kind = first.param, first.kind
     if kind == "string_too_long" and param in ("prompt", "negative_prompt"):
-        return InvalidValue(
-            f"{param} is longer than {MAX_PROMPT} characters.",
-            param=param,
-            code="prompt_too_long",
+        return first.invalid(
+            f"{param} is longer than {MAX_PROMPT} characters.", code="prompt_too_long"
         )
     if kind == "string_too_short":
-        return InvalidValue(f"{param} is empty.", param=param, code="missing_parameter")
+        return first.invalid(f"{param} is empty.", code="missing_parameter")
     if kind.endswith(("_type", "_parsing")) or kind == "int_from_float":
-        return InvalidValue(f"{param}: {first['msg']}.", param=param, code="invalid_type")
+        return first.invalid(f"{param}: {first.message}.", code="invalid_type")
     return from_validation(errors)
 
 
@@ -244,11 +250,7 @@ def account_number(account_id: str) -> int:
 
 @router.post(
     f"{PREFIX}/video/text/generate",
-    response_model=PixVerseGenerateResponse | PixVerseErrorEnvelope,
-    responses={
-        200: {"description": OK_WITH_ERRCODES + "400011, 400013, 400017, 400018, 500090."},
-        **ERROR_RESPONSES,
-    },
+    **_answers(PixVerseGenerateResponse, "400011, 400013, 400017, 400018, 500090."),
     summary="PixVerse: text-to-video generation",
     openapi_extra=_json_body(PixVerseTextToVideoRequest),
 )
@@ -266,11 +268,7 @@ async def text_to_video(
 
 @router.post(
     f"{PREFIX}/video/img/generate",
-    response_model=PixVerseGenerateResponse | PixVerseErrorEnvelope,
-    responses={
-        200: {"description": OK_WITH_ERRCODES + "400011, 400013, 400017, 400018, 400032, 500090."},
-        **ERROR_RESPONSES,
-    },
+    **_answers(PixVerseGenerateResponse, "400011, 400013, 400017, 400018, 400032, 500090."),
     summary="PixVerse: image-to-video generation",
     openapi_extra=_json_body(PixVerseImageToVideoRequest),
 )
@@ -302,11 +300,7 @@ async def image_to_video(
 
 @router.post(
     f"{PREFIX}/image/upload",
-    response_model=PixVerseUploadResponse | PixVerseErrorEnvelope,
-    responses={
-        200: {"description": OK_WITH_ERRCODES + "400011, 400013, 400017, 500030, 500031, 500032."},
-        **ERROR_RESPONSES,
-    },
+    **_answers(PixVerseUploadResponse, "400011, 400013, 400017, 500030, 500031, 500032."),
     summary="PixVerse: upload an image",
     openapi_extra=_IMAGE_FORM,
 )
@@ -360,8 +354,7 @@ async def upload_image(
 
 @router.get(
     f"{PREFIX}/video/result/{{video_id}}",
-    response_model=PixVerseResultResponse | PixVerseErrorEnvelope,
-    responses={200: {"description": OK_WITH_ERRCODES + "400017, 500008."}, **ERROR_RESPONSES},
+    **_answers(PixVerseResultResponse, "400017, 500008."),
     summary="PixVerse: get video generation status",
 )
 async def video_result(
@@ -383,8 +376,7 @@ async def video_result(
 
 @router.get(
     f"{PREFIX}/account/balance",
-    response_model=PixVerseBalanceResponse | PixVerseErrorEnvelope,
-    responses={200: {"description": OK_WITH_ERRCODES + "400017."}, **ERROR_RESPONSES},
+    **_answers(PixVerseBalanceResponse, "400017."),
     summary="PixVerse: get user credit balance",
 )
 async def account_balance(

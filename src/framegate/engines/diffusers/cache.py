@@ -190,18 +190,11 @@ class PipelineCache:
                 self._changed.notify_all()
 
     def get(
-        self,
-        settings: DiffusersSettings,
-        weights_dir: Path,
-        *,
-        variant: str | None = None,
-        geometry: Geometry | None = None,
-        stop: Callable[[], bool] | None = None,
+        self, settings: DiffusersSettings, weights_dir: Path, *, variant: str | None = None
     ) -> LoadedPipeline:
-        """The warm pipeline (loaded if needed), not held: for inspection and warming."""
-        with self.lease(
-            settings, weights_dir, variant=variant, geometry=geometry, stop=stop
-        ) as loaded:
+        """The warm pipeline (loaded if needed), not held: for inspection and warming, so
+        with no working memory reserved; requests take a :meth:`lease`."""
+        with self.lease(settings, weights_dir, variant=variant) as loaded:
             return loaded
 
     def _acquire(

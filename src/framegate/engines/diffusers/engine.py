@@ -25,6 +25,7 @@ import logging
 import threading
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -32,12 +33,11 @@ from PIL import Image, ImageOps
 from pydantic import ValidationError
 
 from framegate.engines.base import (
-    CancelCheck,
     EngineError,
+    GenerationJob,
     GenerationRequest,
     GenerationResult,
-    OutputFile,
-    ProgressCallback,
+    LocalEngine,
     TaskCancelledError,
 )
 from framegate.engines.diffusers.cache import Geometry, PipelineCache
@@ -49,7 +49,7 @@ from framegate.engines.diffusers.pipelines import (
     release_device_memory,
 )
 from framegate.engines.diffusers.settings import DiffusersSettings, has_weights
-from framegate.engines.encode import encode_mp4, save_jpeg, save_png
+from framegate.engines.encode import encode_mp4
 
 log = logging.getLogger(__name__)
 
@@ -58,10 +58,9 @@ __all__ = ["DiffusersEngine"]
 # Share of the progress bar for the denoising steps; the VAE decode and the encode get
 # the rest.
 STEP_SHARE = 0.85
-_THUMBNAIL_SIDE = 512
 
 
-class DiffusersEngine:
+class DiffusersEngine(LocalEngine):
     name = "diffusers"
 
     def __init__(
@@ -182,35 +181,24 @@ class DiffusersEngine:
 
     # -- generation ----------------------------------------------------------------------
 
-    async def generate(
-        self,
-        request: GenerationRequest,
-        workdir: Path,
-        progress: ProgressCallback,
-        cancelled: CancelCheck,
-    ) -> GenerationResult:
-        settings = self.parse(request.settings)
+    async def run(self, job: GenerationJob) -> GenerationResult:
+        settings = self.parse(job.request.settings)
         stop = threading.Event()
+        cancelled = job.cancelled
 
         def should_stop() -> bool:
             return stop.is_set() or cancelled()
 
+        # The threads' steps stop on a shutdown (``stop``) as on a cancel.
+        job = replace(job, cancelled=should_stop)
         async with self._slot(settings.device):
             if cancelled():
                 raise TaskCancelledError
             pixels = await self._in_thread(
-                stop,
-                self._executor(settings.device),
-                self._infer,
-                request,
-                settings,
-                progress,
-                should_stop,
+                stop, self._executor(settings.device), self._infer, job, settings
             )
         # The device is free for the next job while this one encodes on the CPU.
-        return await self._in_thread(
-            stop, None, self._encode, pixels, request, settings, workdir, progress, should_stop
-        )
+        return await self._in_thread(stop, None, self._encode, pixels, job, settings)
 
     @staticmethod
     async def _in_thread(
@@ -249,18 +237,13 @@ class DiffusersEngine:
         self._executors.clear()
         self.cache.clear()
 
-    def _infer(
-        self,
-        request: GenerationRequest,
-        settings: DiffusersSettings,
-        progress: ProgressCallback,
-        should_stop: CancelCheck,
-    ) -> Any:
+    def _infer(self, job: GenerationJob, settings: DiffusersSettings) -> Any:
         """Run the model on the device; returns uint8 pixels (frames or images) on the CPU.
 
         Out of memory, the device's other idle pipelines are evicted and the request tried
         once more before it fails.
         """
+        request, should_stop = job.request, job.cancelled
         variant = settings.image_pipeline if request.input_image is not None else None
         geometry = _geometry(request)
         weights_dir = settings.weights_dir(self.models_dir)
@@ -273,9 +256,7 @@ class DiffusersEngine:
                 ) as loaded:
                     if should_stop():
                         raise TaskCancelledError
-                    return self._run_pipeline(
-                        loaded, settings, request, geometry, progress, should_stop
-                    )
+                    return self._run_pipeline(loaded, settings, job, geometry)
             except (TaskCancelledError, EngineError):
                 raise
             except oom:
@@ -309,13 +290,12 @@ class DiffusersEngine:
         self,
         loaded: LoadedPipeline,
         settings: DiffusersSettings,
-        request: GenerationRequest,
+        job: GenerationJob,
         geometry: Geometry,
-        progress: ProgressCallback,
-        should_stop: CancelCheck,
     ) -> Any:
         import torch
 
+        request = job.request
         multiple = size_multiple(loaded.pipe)
         if multiple and (request.width % multiple or request.height % multiple):
             raise EngineError(
@@ -324,7 +304,7 @@ class DiffusersEngine:
                 f"size_multiple {multiple})",
                 code="invalid_settings",
             )
-        arguments = self._call_arguments(loaded, settings, request, progress, should_stop)
+        arguments = self._call_arguments(loaded, settings, job)
         if request.kind == "video":
             arguments["num_frames"] = request.num_frames
             if "frame_rate" in loaded.call_parameters:
@@ -383,15 +363,11 @@ class DiffusersEngine:
         return pixels
 
     def _call_arguments(
-        self,
-        loaded: LoadedPipeline,
-        settings: DiffusersSettings,
-        request: GenerationRequest,
-        progress: ProgressCallback,
-        should_stop: CancelCheck,
+        self, loaded: LoadedPipeline, settings: DiffusersSettings, job: GenerationJob
     ) -> dict[str, Any]:
         import torch
 
+        request = job.request
         # The request's route settings, not the loaded pipeline's: routes that share a
         # warm pipeline can differ in steps, guidance and call arguments.
         steps = settings.steps
@@ -399,10 +375,10 @@ class DiffusersEngine:
         def on_step_end(
             pipe: Any, step: int, timestep: Any, tensors: dict[str, Any]
         ) -> dict[str, Any]:
-            if should_stop():
+            if job.cancelled():
                 raise TaskCancelledError
             total = getattr(pipe, "_num_timesteps", None) or steps
-            progress(STEP_SHARE * min(1.0, (step + 1) / total))
+            job.progress(STEP_SHARE * min(1.0, (step + 1) / total))
             return {}
 
         arguments: dict[str, Any] = {
@@ -437,67 +413,45 @@ class DiffusersEngine:
     # -- encoding (CPU, after the device slot is released) ------------------------------
 
     def _encode(
-        self,
-        pixels: Any,
-        request: GenerationRequest,
-        settings: DiffusersSettings,
-        workdir: Path,
-        progress: ProgressCallback,
-        should_stop: CancelCheck,
+        self, pixels: Any, job: GenerationJob, settings: DiffusersSettings
     ) -> GenerationResult:
-        if request.kind == "video":
-            return self._encode_video(pixels, request, settings, workdir, progress, should_stop)
+        if job.request.kind == "video":
+            return self._encode_video(pixels, job, settings)
         outputs = []
         for index, image in enumerate(pixels):
-            if should_stop():
+            if job.cancelled():
                 raise TaskCancelledError
-            path = workdir / f"image-{index}.png"
-            thumbnail = workdir / f"thumbnail-{index}.jpg"
-            save_png(image, path)
-            save_jpeg(image, thumbnail, max_side=_THUMBNAIL_SIDE)
-            height, width = int(image.shape[0]), int(image.shape[1])
-            outputs.append(OutputFile(path, "image/png", width, height, thumbnail))
-        progress(1.0)
+            path = job.workdir / f"image-{index}.png"
+            thumbnail = job.workdir / f"thumbnail-{index}.jpg"
+            outputs.append(job.save_image(image, path, thumbnail))
+        job.progress(1.0)
         return GenerationResult(outputs)
 
     @staticmethod
     def _encode_video(
-        frames: Any,
-        request: GenerationRequest,
-        settings: DiffusersSettings,
-        workdir: Path,
-        progress: ProgressCallback,
-        should_stop: CancelCheck,
+        frames: Any, job: GenerationJob, settings: DiffusersSettings
     ) -> GenerationResult:
         count, height, width = int(frames.shape[0]), int(frames.shape[1]), int(frames.shape[2])
-        video_path = workdir / "video.mp4"
-        thumbnail_path = workdir / "thumbnail.jpg"
+        video_path = job.workdir / "video.mp4"
         encode_share = 1.0 - STEP_SHARE
 
         def on_frame(done: int) -> None:
-            if should_stop():
+            if job.cancelled():
                 raise TaskCancelledError
-            progress(STEP_SHARE + encode_share * 0.95 * done / count)
+            job.progress(STEP_SHARE + encode_share * 0.95 * done / count)
 
         encode_mp4(
             iter(frames),
             video_path,
             width=width,
             height=height,
-            fps=request.fps,
+            fps=job.request.fps,
             crf=settings.encode.crf,
             preset=settings.encode.preset,
             on_frame=on_frame,
         )
-        save_jpeg(frames[0], thumbnail_path, max_side=_THUMBNAIL_SIDE)
-        progress(1.0)
-        return GenerationResult.video(
-            video_path,
-            width=width,
-            height=height,
-            thumbnail_path=thumbnail_path,
-            num_frames=count,
-            fps=request.fps,
+        return job.finish_video(
+            video_path, frames[0], width=width, height=height, num_frames=count, fps=job.request.fps
         )
 
 

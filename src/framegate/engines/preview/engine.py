@@ -10,8 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass
-from pathlib import Path
+from dataclasses import dataclass, replace
 from typing import Any, TypeVar
 
 import numpy as np
@@ -19,15 +18,17 @@ from av.video.frame import VideoFrame
 from PIL import Image
 
 from framegate.engines.base import (
+    THUMBNAIL_SIDE,
     CancelCheck,
     EngineError,
+    GenerationJob,
     GenerationRequest,
     GenerationResult,
-    OutputFile,
+    LocalEngine,
     ProgressCallback,
     TaskCancelledError,
 )
-from framegate.engines.encode import X264_PRESETS, encode_mp4, save_jpeg, save_png
+from framegate.engines.encode import X264_PRESETS, encode_mp4
 from framegate.engines.preview.animate import Camera, FixedCamera, KenBurns, cover
 from framegate.engines.preview.frames import gbrp_frame
 from framegate.engines.preview.scene import Grid, Scene
@@ -38,7 +39,6 @@ __all__ = ["PreviewEngine"]
 # encoder's scaler; the scenes are all soft gradients and Gaussians, so nothing is lost
 # and the numpy work per 720p frame drops about sevenfold.
 _RENDER_LONG_SIDE = 480
-_THUMBNAIL_SIDE = 512
 # Shapes drawn over an input image (image kind with an input) are toned down so the
 # input stays the subject.
 _OVERLAY_OPACITY = 0.45
@@ -138,7 +138,7 @@ def _checked(items: Iterable[_T], cancelled: CancelCheck) -> Iterator[_T]:
 
 
 def _thumbnail_size(width: int, height: int) -> tuple[int, int]:
-    scale = min(1.0, _THUMBNAIL_SIDE / max(width, height))
+    scale = min(1.0, THUMBNAIL_SIDE / max(width, height))
     return max(1, round(width * scale)), max(1, round(height * scale))
 
 
@@ -151,7 +151,7 @@ def _planar_float(image: Image.Image) -> np.ndarray:
     return np.asarray(image, dtype=np.float32).transpose(2, 0, 1) * np.float32(1 / 255)
 
 
-class PreviewEngine:
+class PreviewEngine(LocalEngine):
     """Deterministic CPU motion graphics; always available, no weights, not a model."""
 
     name = "preview"
@@ -159,19 +159,12 @@ class PreviewEngine:
     def is_available(self, settings: Mapping[str, Any]) -> bool:
         return True
 
-    async def generate(
-        self,
-        request: GenerationRequest,
-        workdir: Path,
-        progress: ProgressCallback,
-        cancelled: CancelCheck,
-    ) -> GenerationResult:
-        _validate(request)
-        encoding = _encoding(request.settings)
+    async def run(self, job: GenerationJob) -> GenerationResult:
+        _validate(job.request)
+        encoding = _encoding(job.request.settings)
+        job = replace(job, progress=_Progress(job.progress))
         try:
-            return await asyncio.to_thread(
-                _generate, request, workdir, _Progress(progress), cancelled, encoding
-            )
+            return await asyncio.to_thread(_generate, job, encoding)
         except (EngineError, TaskCancelledError):
             raise
         except Exception as exc:
@@ -180,28 +173,17 @@ class PreviewEngine:
             ) from exc
 
 
-def _generate(
-    request: GenerationRequest,
-    workdir: Path,
-    progress: _Progress,
-    cancelled: CancelCheck,
-    encoding: _Encoding,
-) -> GenerationResult:
-    if cancelled():
+def _generate(job: GenerationJob, encoding: _Encoding) -> GenerationResult:
+    if job.cancelled():
         raise TaskCancelledError("cancelled before start")
-    workdir.mkdir(parents=True, exist_ok=True)
-    if request.kind == "video":
-        return _video(request, workdir, progress, cancelled, encoding)
-    return _images(request, workdir, progress, cancelled)
+    job.workdir.mkdir(parents=True, exist_ok=True)
+    if job.request.kind == "video":
+        return _video(job, encoding)
+    return _images(job)
 
 
-def _video(
-    request: GenerationRequest,
-    workdir: Path,
-    progress: _Progress,
-    cancelled: CancelCheck,
-    encoding: _Encoding,
-) -> GenerationResult:
+def _video(job: GenerationJob, encoding: _Encoding) -> GenerationResult:
+    request, progress = job.request, job.progress
     width, height, fps = request.width, request.height, request.fps
     num_frames = _frame_count(request)
     middle = (num_frames - 1) / 2
@@ -233,9 +215,9 @@ def _video(
             u = middle / (num_frames - 1) if num_frames > 1 else 0.0
             return ken_burns.still(u, *thumb_size)
 
-    video_path = workdir / "output.mp4"
+    video_path = job.workdir / "output.mp4"
     encode_mp4(
-        _checked(frames, cancelled),
+        _checked(frames, job.cancelled),
         video_path,
         width=width,
         height=height,
@@ -246,33 +228,21 @@ def _video(
         on_frame=lambda done: progress(_FRAMES_SHARE * done / num_frames),
     )
     progress(_FRAMES_SHARE + (1 - _FRAMES_SHARE) / 2)
-    thumbnail_path = workdir / "thumbnail.jpg"
-    save_jpeg(thumbnail(), thumbnail_path, max_side=_THUMBNAIL_SIDE)
-    progress(1.0)
-    return GenerationResult.video(
-        video_path,
-        width=width,
-        height=height,
-        thumbnail_path=thumbnail_path,
-        num_frames=num_frames,
-        fps=fps,
+    return job.finish_video(
+        video_path, thumbnail(), width=width, height=height, num_frames=num_frames, fps=fps
     )
 
 
-def _images(
-    request: GenerationRequest,
-    workdir: Path,
-    progress: _Progress,
-    cancelled: CancelCheck,
-) -> GenerationResult:
+def _images(job: GenerationJob) -> GenerationResult:
+    request, workdir = job.request, job.workdir
     width, height = request.width, request.height
     grid = Grid.build(width, height)
     base = None
     if request.input_image is not None:
         base = _planar_float(cover(request.input_image, width, height))
-    outputs: list[OutputFile] = []
+    outputs = []
     for i in range(request.n):
-        if cancelled():
+        if job.cancelled():
             raise TaskCancelledError("cancelled while rendering")
         # Image i of a batch is what a single request with seed + i would give, so any
         # image can be reproduced on its own.
@@ -281,9 +251,7 @@ def _images(
         rgb = scene.render_rgb(grid, 0.0, base=base, opacity=opacity)
         image_path = workdir / f"image_{i}.png"
         thumbnail_path = workdir / f"image_{i}_thumbnail.jpg"
-        save_png(rgb, image_path)
-        save_jpeg(rgb, thumbnail_path, max_side=_THUMBNAIL_SIDE)
-        outputs.append(OutputFile(image_path, "image/png", width, height, thumbnail_path))
-        progress((i + 1) / request.n)
-    progress(1.0)
+        outputs.append(job.save_image(rgb, image_path, thumbnail_path))
+        job.progress((i + 1) / request.n)
+    job.progress(1.0)
     return GenerationResult(outputs)

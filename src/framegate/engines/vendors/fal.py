@@ -36,8 +36,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from framegate.engines.base import GenerationRequest
 from framegate.engines.vendors import base
-from framegate.engines.vendors.kit import capped_data_uri
-from framegate.exceptions import InvalidValue
+from framegate.engines.vendors.kit import InputNames, capped_data_uri
 from framegate.kit.safe_fetch import USER_AGENT
 
 if TYPE_CHECKING:
@@ -56,24 +55,12 @@ _MAX_MESSAGE = 500
 _MAX_PNG_URI = 4 * 1024 * 1024
 
 
-class FalInputs(BaseModel):
-    """The app's input names for framegate's request fields. ``None``: the app has no such
-    input, and a request that uses the field is refused."""
+class FalInputs(InputNames):
+    """The app's input names for framegate's request fields (``duration`` is written as
+    FalSettings.duration_format)."""
 
-    model_config = ConfigDict(extra="forbid")
-
-    prompt: str = "prompt"
-    # The first frame, sent as a data URI (e.g. "image_url", "start_image_url").
-    image: str | None = None
-    # The last frame, sent as a data URI (e.g. "end_image_url", "tail_image_url").
-    last_image: str | None = None
-    negative_prompt: str | None = None
-    seed: str | None = None
-    # Whole seconds, written as FalSettings.duration_format (e.g. "duration").
-    duration: str | None = None
-    # The exact frame count and frame rate (e.g. "num_frames", "frames_per_second").
-    num_frames: str | None = None
-    fps: str | None = None
+    # fal route settings name the first frame's input ``image`` (e.g. "start_image_url").
+    input_image: str | None = Field(default=None, validation_alias="image")
 
 
 class FalSettings(BaseModel):
@@ -140,6 +127,7 @@ class FalSettings(BaseModel):
 
 class FalEngine(base.VendorEngine):
     name = "fal"
+    key_setting = "FRAMEGATE_FAL_KEY"
     settings_model: ClassVar[type[BaseModel]] = FalSettings
     default_poll_interval = 5.0
 
@@ -147,59 +135,12 @@ class FalEngine(base.VendorEngine):
 
     def refuse(self, settings: Mapping[str, Any], shape: base.VendorShape) -> None:
         config: FalSettings = self.route_settings(settings)
-        app, inputs = config.app, config.inputs
-        size = f"{shape.width}x{shape.height}"
-        if config.sizes is not None and size not in config.sizes:
-            raise InvalidValue(
-                f"size {size} is not made by fal app {app!r}; choose one of: "
-                f"{', '.join(config.sizes)}.",
-                param="size",
-            )
-        if config.durations is not None and shape.duration not in config.durations:
-            raise InvalidValue(
-                f"duration must be one of {_join(config.durations)} seconds for fal app "
-                f"{app!r}; got {shape.duration}.",
-                param="duration",
-            )
-        if config.fps is not None and shape.fps != config.fps:
-            raise InvalidValue(
-                f"fal app {app!r} makes {config.fps} fps video only; set fps to {config.fps} "
-                f"(got {shape.fps}).",
-                param="fps",
-            )
-        if config.frames is not None:
-            low, high = config.frames
-            if not low <= shape.num_frames <= high:
-                rate = max(shape.fps, 1)
-                raise InvalidValue(
-                    f"fal app {app!r} makes clips of {low} to {high} frames; {shape.duration} s "
-                    f"at {shape.fps} fps is {shape.num_frames} frames. At {shape.fps} fps "
-                    f"choose a duration of {low / rate:.1f} to {high / rate:.1f} s (or change "
-                    "fps).",
-                    param="duration",
-                )
-        if shape.has_image and inputs.image is None:
-            raise InvalidValue(
-                f"fal app {app!r} is text-to-video only; drop input_image or choose an "
-                "image-to-video model.",
-                param="input_image",
-            )
-        if shape.has_last_image and inputs.last_image is None:
-            raise InvalidValue(
-                f"fal app {app!r} takes no last frame; drop last_image or choose a model "
-                "whose capabilities include first_last_frame.",
-                param="last_image",
-            )
-        if shape.has_negative_prompt and inputs.negative_prompt is None:
-            raise InvalidValue(
-                f"fal app {app!r} takes no negative prompt; drop negative_prompt.",
-                param="negative_prompt",
-            )
-        if shape.has_seed and inputs.seed is None:
-            raise InvalidValue(
-                f"fal app {app!r} takes no seed (its output is not reproducible); drop seed.",
-                param="seed",
-            )
+        app = f"fal app {config.app!r}"
+        base.refuse_size(shape, config.sizes, app)
+        base.refuse_duration(shape, config.durations, app)
+        base.refuse_fps(shape, config.fps, app)
+        base.refuse_frame_range(shape, config.frames, app)
+        config.inputs.refuse(shape, app)
 
     # -- jobs ----------------------------------------------------------------------------
 
@@ -230,7 +171,7 @@ class FalEngine(base.VendorEngine):
             return await self._result(path, body)
         if status in ("FAILED", "CANCELED", "CANCELLED"):
             message = _text(body.get("error")) or f"the job ended {str(status).lower()}"
-            return _failed(base.UPSTREAM_ERROR, f"fal: {self._redact(message)}")
+            return _failed(base.UPSTREAM_ERROR, f"fal: {self.scrub(message)}")
         return _failed(base.UPSTREAM_ERROR, f"fal: unexpected job status {str(status)[:40]!r}")
 
     async def cancel(self, job: base.UpstreamJob, request: GenerationRequest) -> None:
@@ -250,12 +191,7 @@ class FalEngine(base.VendorEngine):
         arguments: dict[str, Any] = dict(config.arguments)
         arguments[inputs.prompt] = request.prompt
         if config.sizes is not None:
-            size = f"{request.width}x{request.height}"
-            if size not in config.sizes:
-                raise base.UpstreamError(
-                    f"fal: app {config.app!r} makes no {size} video", code=base.UPSTREAM_INVALID
-                )
-            arguments.update(config.sizes[size])
+            arguments.update(self.size_entry(config.sizes, request))
         seconds = max(1, round(request.duration))
         if inputs.duration is not None:
             arguments[inputs.duration] = _format_duration(seconds, config.duration_format)
@@ -266,7 +202,7 @@ class FalEngine(base.VendorEngine):
         if inputs.seed is not None:
             arguments[inputs.seed] = request.seed
         for field, name, value in (
-            ("input_image", inputs.image, request.input_image),
+            ("input_image", inputs.input_image, request.input_image),
             ("last_image", inputs.last_image, request.last_image),
         ):
             if value is None:
@@ -304,7 +240,7 @@ class FalEngine(base.VendorEngine):
         code = response.status_code
         if code in (401, 403, 429):
             raise self._request_error(response, "fetching the result")
-        body = _json_or_none(response)
+        body = base.json_body(response)
         error_type = response.headers.get("x-fal-error-type") or _text(
             body.get("error_type") if isinstance(body, dict) else None
         )
@@ -320,32 +256,20 @@ class FalEngine(base.VendorEngine):
         return _failed(base.UPSTREAM_ERROR, f"fal: the job failed{suffix}: {detail}", code)
 
     async def _call(self, method: str, path: str, json: Any = None) -> httpx.Response:
-        if not self.api_key:
-            raise base.UpstreamError(
-                "fal: no API key is configured (FRAMEGATE_FAL_KEY)", code=base.UPSTREAM_AUTH
-            )
         headers = {
-            "Authorization": f"Key {self.api_key}",
+            "Authorization": f"Key {self.require_key()}",
             "Accept": "application/json",
             "User-Agent": USER_AGENT,
         }
         try:
             async with self.http(headers=headers) as client:
                 return await client.request(method, path, json=json)
-        except httpx.TimeoutException as exc:
-            raise base.UpstreamError(
-                f"fal: no answer within {self.timeout:g} s ({type(exc).__name__})",
-                code=base.UPSTREAM_TIMEOUT,
-                retriable=True,
-            ) from exc
         except httpx.HTTPError as exc:
-            raise base.unavailable(
-                f"fal: the API could not be reached ({type(exc).__name__})"
-            ) from exc
+            raise self.transport_error(exc, f"{method} {path}") from exc
 
     def _request_error(self, response: httpx.Response, doing: str) -> base.UpstreamError:
         code = response.status_code
-        body = _json_or_none(response)
+        body = base.json_body(response)
         detail = self._detail(response, body) or f"HTTP {code}"
         message = f"fal: {doing} failed with HTTP {code}: {detail}"
         if _types(body) & _MODERATION_TYPES:
@@ -353,7 +277,7 @@ class FalEngine(base.VendorEngine):
         return base.classify_status(code, message, response.headers)
 
     def _json(self, response: httpx.Response, doing: str) -> dict[str, Any]:
-        body = _json_or_none(response)
+        body = base.json_body(response)
         if not isinstance(body, dict):
             raise base.UpstreamError(f"fal: {doing} answered something other than a JSON object")
         return body
@@ -378,14 +302,14 @@ class FalEngine(base.VendorEngine):
             text = _text(detail.get("message")) or _text(detail.get("error")) or ""
         elif body is None:
             text = response.text.strip()[:200] if response.text.strip() else ""
-        return self._redact(text)[:_MAX_MESSAGE]
+        return self.scrub(text)[:_MAX_MESSAGE]
 
-    def _redact(self, text: str) -> str:
-        if self.api_key:
-            text = text.replace(self.api_key, "[redacted]")
-            for part in self.api_key.split(":"):
-                if len(part) >= 8:
-                    text = text.replace(part, "[redacted]")
+    def scrub(self, text: str) -> str:
+        """A fal key is ``<id>:<secret>``: either half, echoed alone, is masked too."""
+        text = super().scrub(text)
+        for part in (self.api_key or "").split(":"):
+            if len(part) >= 8:
+                text = text.replace(part, "***")
         return text
 
 
@@ -409,13 +333,6 @@ def _failed(code: str, message: str, status_code: int | None = None) -> base.Ups
     )
 
 
-def _json_or_none(response: httpx.Response) -> Any:
-    try:
-        return response.json()
-    except ValueError:
-        return None
-
-
 def _types(body: Any) -> set[str]:
     """The ``type`` of each model error in a ``{"detail": [...]}`` body."""
     detail = body.get("detail") if isinstance(body, dict) else None
@@ -426,11 +343,6 @@ def _types(body: Any) -> set[str]:
 
 def _text(value: Any) -> str | None:
     return value if isinstance(value, str) and value else None
-
-
-def _join(values: list[int]) -> str:
-    items = [str(v) for v in values]
-    return items[0] if len(items) == 1 else f"{', '.join(items[:-1])} or {items[-1]}"
 
 
 # -- built-in routes ----------------------------------------------------------------------

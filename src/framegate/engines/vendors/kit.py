@@ -1,4 +1,6 @@
-"""Input images as vendors take them: fitted to the frame, encoded, as data URIs under a cap.
+"""What several vendor engines share: input images as vendors take them (fitted to the
+frame, encoded, as data URIs under a cap), size tables, and the input-name maps of the
+hosted-model platforms.
 
 Input images reach an engine already reduced to the output's size when the task was
 submitted (``kit.images.intake_image``); these helpers only frame and encode them.
@@ -8,8 +10,16 @@ from __future__ import annotations
 
 import base64
 import io
+from collections.abc import Iterable
+from typing import TypeVar
 
 from PIL import Image, ImageOps
+from pydantic import BaseModel, ConfigDict
+
+from framegate.engines.vendors.base import VendorShape, refuse_inputs
+
+Resolution = TypeVar("Resolution", bound=str)
+AspectRatio = TypeVar("AspectRatio", bound=str)
 
 # Pillow's own default JPEG quality.
 DEFAULT_JPEG_QUALITY = 75
@@ -68,3 +78,60 @@ def capped_data_uri(
 def data_uri_chars(max_bytes: int, format: str = "JPEG") -> int:
     """The length of the data URI of ``max_bytes`` of an image in ``format``."""
     return len(f"data:{_MIME[format]};base64,") + 4 * -(-max_bytes // 3)
+
+
+# -- sizes ---------------------------------------------------------------------------------
+
+
+def frame_size(resolution: str, aspect_ratio: str) -> tuple[int, int]:
+    """The frame of a resolution tier (``"720p"``: the short side) at an aspect ratio."""
+    a, b = (int(part) for part in aspect_ratio.split(":"))
+    short = int(resolution.removesuffix("p"))
+    long = short * max(a, b) // min(a, b)
+    return (long, short) if a >= b else (short, long)
+
+
+def size_table(
+    resolutions: Iterable[Resolution], aspect_ratios: Iterable[AspectRatio]
+) -> dict[str, tuple[Resolution, AspectRatio]]:
+    """``"WxH"`` -> (resolution, aspect ratio) for every resolution at every ratio."""
+    ratios = list(aspect_ratios)
+    return {
+        "{}x{}".format(*frame_size(resolution, ratio)): (resolution, ratio)
+        for resolution in resolutions
+        for ratio in ratios
+    }
+
+
+# -- hosted-model platforms ----------------------------------------------------------------
+
+
+class InputNames(BaseModel):
+    """Which of a hosted model's inputs receive framegate's request fields. ``None``: the
+    model has no such input, and a request that uses the field is refused."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    prompt: str = "prompt"
+    negative_prompt: str | None = None
+    seed: str | None = None
+    # Whole seconds (e.g. "duration").
+    duration: str | None = None
+    # The frame rate and the exact frame count (e.g. "frames_per_second", "num_frames").
+    fps: str | None = None
+    num_frames: str | None = None
+    # The first frame and the last frame, sent as data URIs (e.g. "image_url",
+    # "end_image_url").
+    input_image: str | None = None
+    last_image: str | None = None
+
+    def refuse(self, shape: VendorShape, model: str) -> None:
+        """Refuse the request fields the model has no input for."""
+        refuse_inputs(
+            shape,
+            model,
+            input_image=self.input_image is not None,
+            last_image=self.last_image is not None,
+            negative_prompt=self.negative_prompt is not None,
+            seed=self.seed is not None,
+        )

@@ -201,45 +201,18 @@ class KlingEngine(base.VendorEngine):
         config: KlingSettings = self.route_settings(settings)
         support = MODELS[config.model_name]
         model = config.model_name
-        if shape.has_seed:
-            raise InvalidValue(
-                "seed is not supported by Kling models (Kling takes no seed); omit seed.",
-                param="seed",
-            )
-        if shape.duration not in DURATIONS:
-            raise InvalidValue(
-                f"duration must be 5 or 10 seconds for Kling ({model}); got {shape.duration}.",
-                param="duration",
-            )
-        if shape.num_frames and shape.num_frames != shape.duration * FPS:
-            raise InvalidValue(
-                f"Kling ({model}) makes exactly {DURATIONS[0] * FPS} or {DURATIONS[1] * FPS} "
-                f"frames (5 or 10 s at {FPS} fps); got num_frames {shape.num_frames}. "
-                "Give duration 5 or 10 instead.",
-                param="duration",
-            )
-        if shape.fps != FPS:
-            raise InvalidValue(
-                f"fps must be {FPS} for Kling ({model}); got {shape.fps}.", param="fps"
-            )
-        sizes = output_sizes(config)
-        label = f"{shape.width}x{shape.height}"
-        if label not in sizes:
-            raise InvalidValue(
-                f"size {label} is not made by Kling {model} ({config.mode}); choose one of: "
-                f"{', '.join(sizes)}.",
-                param="size",
-            )
-        if shape.has_image and not support.image_to_video:
-            raise InvalidValue(
-                f"Kling {model} does not do image-to-video; drop input_image.",
-                param="input_image",
-            )
-        if not shape.has_image and not support.text_to_video:
-            raise InvalidValue(
-                f"Kling {model} is image-to-video only; give input_image.",
-                param="input_image",
-            )
+        kling = f"Kling {model}"
+        base.refuse_inputs(shape, "Kling", seed=False)
+        base.refuse_duration(shape, DURATIONS, kling)
+        base.refuse_num_frames(shape, FPS, DURATIONS, kling, param="duration")
+        base.refuse_fps(shape, FPS, kling)
+        base.refuse_size(shape, output_sizes(config), f"{kling} ({config.mode})")
+        base.refuse_inputs(
+            shape,
+            kling,
+            text_to_video=support.text_to_video,
+            input_image=support.image_to_video,
+        )
         if shape.has_last_image and config.mode not in support.tail_modes:
             where = (
                 f"only in {'/'.join(sorted(support.tail_modes))} mode"
@@ -303,7 +276,7 @@ class KlingEngine(base.VendorEngine):
                 )
             return base.UpstreamStatus(state="succeeded", progress=1.0, video_url=url)
         if status == "failed":
-            reason = self._scrub(str(data.get("task_status_msg") or "no reason given"))
+            reason = self.scrub(str(data.get("task_status_msg") or "no reason given"))
             lowered = reason.lower()
             if any(hint in lowered for hint in MODERATION_HINTS):
                 error = base.UpstreamError(
@@ -352,16 +325,9 @@ class KlingEngine(base.VendorEngine):
         try:
             async with self.http() as client:
                 response = await client.request(method, path, json=body, headers=headers)
-        except httpx.TimeoutException as exc:
-            raise base.UpstreamError(
-                f"kling: {what} timed out", code=base.UPSTREAM_TIMEOUT, retriable=True
-            ) from exc
         except httpx.HTTPError as exc:
-            raise base.unavailable(f"kling: {what} failed: {type(exc).__name__}") from exc
-        try:
-            payload: Any = response.json()
-        except ValueError:
-            payload = None
+            raise self.transport_error(exc, what) from exc
+        payload = base.json_body(response)
         if not isinstance(payload, dict):
             if response.status_code == 200:
                 raise base.UpstreamError(f"kling: {what} answered something that is not JSON")
@@ -382,7 +348,7 @@ class KlingEngine(base.VendorEngine):
         self, what: str, response: httpx.Response, code: Any, message: Any
     ) -> base.UpstreamError:
         status = response.status_code
-        text = self._scrub(str(message or "no message"))
+        text = self.scrub(str(message or "no message"))
         detail = f"kling: {what} was refused: {text} (code {code}, HTTP {status})"
         if not isinstance(code, int):
             return base.classify_status(status, detail, response.headers)
@@ -409,7 +375,7 @@ class KlingEngine(base.VendorEngine):
             return base.unavailable(detail, status)
         return base.classify_status(status, detail, response.headers)
 
-    def _scrub(self, text: str) -> str:
+    def scrub(self, text: str) -> str:
         """Vendor text with the operator's credentials (should they ever be echoed) removed."""
         for secret in (self.secret_key, self.access_key, self._token):
             if secret:

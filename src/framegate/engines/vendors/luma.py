@@ -31,6 +31,7 @@ from pydantic import BaseModel, ConfigDict
 
 from framegate.engines.base import GenerationRequest
 from framegate.engines.vendors import base
+from framegate.engines.vendors.kit import size_table
 from framegate.exceptions import InvalidValue
 
 logger = logging.getLogger(__name__)
@@ -39,33 +40,15 @@ LumaModel = Literal["ray-2", "ray-flash-2"]
 LumaResolution = Literal["540p", "720p", "1080p"]
 LumaAspectRatio = Literal["16:9", "9:16", "1:1", "4:3", "3:4", "21:9", "9:21"]
 
-RESOLUTIONS: dict[LumaResolution, int] = {"540p": 540, "720p": 720, "1080p": 1080}
+RESOLUTIONS: tuple[LumaResolution, ...] = ("540p", "720p", "1080p")
 ASPECT_RATIOS: tuple[LumaAspectRatio, ...] = ("16:9", "9:16", "1:1", "4:3", "3:4", "21:9", "9:21")
 DURATIONS: dict[int, str] = {5: "5s", 9: "9s"}
 FPS = 24
+# "WxH" -> (resolution, aspect_ratio): every size Luma renders.
+SIZES = size_table(RESOLUTIONS, ASPECT_RATIOS)
 
 # failure_reason / error detail words that mean Luma's safety filters refused the request.
 _MODERATION_WORDS = ("moderation", "content policy", "blacklisted", "unsafe", "nsfw")
-
-
-def _size_for(resolution: LumaResolution, aspect_ratio: LumaAspectRatio) -> tuple[int, int]:
-    """The frame size of a Luma resolution (the short side) and aspect ratio."""
-    a, b = (int(part) for part in aspect_ratio.split(":"))
-    short = RESOLUTIONS[resolution]
-    long = short * max(a, b) // min(a, b)
-    return (long, short) if a >= b else (short, long)
-
-
-# "WxH" -> (resolution, aspect_ratio): every size Luma renders.
-SIZES: dict[str, tuple[LumaResolution, LumaAspectRatio]] = {
-    "{}x{}".format(*_size_for(resolution, ratio)): (resolution, ratio)
-    for resolution in RESOLUTIONS
-    for ratio in ASPECT_RATIOS
-}
-
-
-def _sizes_of(*resolutions: LumaResolution) -> list[str]:
-    return [label for label, (res, _) in SIZES.items() if res in resolutions]
 
 
 class LumaSettings(BaseModel):
@@ -98,6 +81,7 @@ class LumaEngine(base.VendorEngine):
     """Luma Dream Machine: text-to-video, first frame and/or last frame by URL."""
 
     name = "luma"
+    key_setting = "FRAMEGATE_LUMA_API_KEY"
     settings_model: ClassVar[type[BaseModel]] = LumaSettings
     default_poll_interval: ClassVar[float] = 5.0
 
@@ -105,41 +89,11 @@ class LumaEngine(base.VendorEngine):
 
     def refuse(self, settings: Mapping[str, Any], shape: base.VendorShape) -> None:
         options: LumaSettings = self.route_settings(settings)
-        label = f"{shape.width}x{shape.height}"
-        if label not in SIZES:
-            raise InvalidValue(
-                f"size {label} is not a size Luma renders; choose one of: "
-                f"{', '.join(SIZES)} (540p, 720p or 1080p at 16:9, 9:16, 1:1, 4:3, 3:4, "
-                "21:9 or 9:21).",
-                param="size",
-            )
-        if shape.duration not in DURATIONS:
-            raise InvalidValue(
-                f"duration must be 5 or 9 seconds for Luma; got {shape.duration}.",
-                param="duration",
-            )
-        if shape.fps != FPS:
-            raise InvalidValue(
-                f"fps must be {FPS} for Luma (it renders at {FPS} fps); got {shape.fps}.",
-                param="fps",
-            )
-        if shape.num_frames != shape.duration * FPS:
-            raise InvalidValue(
-                f"Luma renders whole 5 s or 9 s clips ({5 * FPS} or {9 * FPS} frames at "
-                f"{FPS} fps); got num_frames={shape.num_frames}. Give duration 5 or 9 instead.",
-                param="num_frames",
-            )
-        if shape.has_negative_prompt:
-            raise InvalidValue(
-                "Luma has no negative prompt; remove negative_prompt (describe what you want "
-                "in the prompt instead).",
-                param="negative_prompt",
-            )
-        if shape.has_seed:
-            raise InvalidValue(
-                "Luma does not take a seed; remove seed.",
-                param="seed",
-            )
+        base.refuse_size(shape, SIZES, "Luma")
+        base.refuse_duration(shape, DURATIONS, "Luma")
+        base.refuse_fps(shape, FPS, f"Luma (it renders at {FPS} fps)")
+        base.refuse_num_frames(shape, FPS, list(DURATIONS), "Luma")
+        base.refuse_inputs(shape, "Luma", negative_prompt=False, seed=False)
         if shape.has_last_image and options.loop:
             raise InvalidValue(
                 "this Luma route makes looping clips, which cannot have a last frame; "
@@ -150,40 +104,22 @@ class LumaEngine(base.VendorEngine):
     # -- jobs ----------------------------------------------------------------------------
 
     def _client(self) -> AsyncLumaAI:
-        if not self.api_key:
-            raise base.UpstreamError(
-                "luma: no API key is configured (set FRAMEGATE_LUMA_API_KEY).",
-                code=base.UPSTREAM_AUTH,
-            )
         return AsyncLumaAI(
-            auth_token=self.api_key,
+            auth_token=self.require_key(),
             base_url=self.base_url,
             timeout=self.timeout,
             max_retries=0,
         )
 
-    def _scrub(self, text: str) -> str:
-        if self.api_key:
-            text = text.replace(self.api_key, "***")
-        return text
-
     def _error(self, exc: lumaai.LumaAIError, action: str) -> base.UpstreamError:
-        """An SDK exception as an UpstreamError (never carrying the key)."""
-        if isinstance(exc, lumaai.APITimeoutError):
+        """An SDK exception as an UpstreamError (never carrying the key); a refused
+        request whose detail speaks of moderation is ``moderation_blocked``."""
+        error = self.sdk_error(exc, action, lumaai, _detail)
+        if error.status_code in (400, 422) and _is_moderation(error.message):
             return base.UpstreamError(
-                f"luma: {action} timed out.", code=base.UPSTREAM_TIMEOUT, retriable=True
+                error.message, code=base.MODERATION_BLOCKED, status_code=error.status_code
             )
-        if isinstance(exc, lumaai.APIConnectionError):
-            return base.unavailable(f"luma: {action} failed: could not connect to the Luma API.")
-        if isinstance(exc, lumaai.APIStatusError):
-            detail = self._scrub(_detail(exc.body))
-            message = f"luma: {action} failed: HTTP {exc.status_code}: {detail}"
-            if exc.status_code in (400, 422) and _is_moderation(detail):
-                return base.UpstreamError(
-                    message, code=base.MODERATION_BLOCKED, status_code=exc.status_code
-                )
-            return base.classify_status(exc.status_code, message, exc.response.headers)
-        return base.UpstreamError(f"luma: {action} failed: {self._scrub(str(exc))}")
+        return error
 
     def _keyframes(self, request: GenerationRequest) -> Keyframes | None:
         first = self._image_url(request.input_image, request.input_image_url, "input_image")
@@ -209,12 +145,7 @@ class LumaEngine(base.VendorEngine):
 
     async def submit(self, request: GenerationRequest) -> base.UpstreamJob:
         options: LumaSettings = self.route_settings(request.settings)
-        label = f"{request.width}x{request.height}"
-        if label not in SIZES:
-            raise base.UpstreamError(
-                f"luma: size {label} is not one Luma renders.", code=base.UPSTREAM_INVALID
-            )
-        resolution, aspect_ratio = SIZES[label]
+        resolution, aspect_ratio = self.size_entry(SIZES, request)
         duration = DURATIONS.get(round(request.duration))
         if duration is None or abs(request.duration - round(request.duration)) > 1e-6:
             raise base.UpstreamError(
@@ -267,7 +198,7 @@ class LumaEngine(base.VendorEngine):
                 )
             return base.UpstreamStatus(state="succeeded", progress=1.0, video_url=video)
         if state == "failed":
-            reason = self._scrub(generation.failure_reason or "no reason given")
+            reason = self.scrub(generation.failure_reason or "no reason given")
             code = base.MODERATION_BLOCKED if _is_moderation(reason) else base.UPSTREAM_ERROR
             return base.UpstreamStatus(
                 state="failed",
@@ -285,11 +216,4 @@ class LumaEngine(base.VendorEngine):
             async with self._client() as client:
                 await client.generations.delete(job.id)
         except (lumaai.LumaAIError, base.UpstreamError) as exc:
-            logger.info("luma: deleting generation %s failed: %s", job.id, self._scrub(str(exc)))
-
-
-_DESCRIPTION = (
-    "Luma Dream Machine Ray 2 (upstream API): text-to-video, image-to-video and "
-    "first+last-frame clips of 5 or 9 seconds at 24 fps. Images are sent by URL "
-    "(needs FRAMEGATE_PUBLIC_URL); no negative prompt or seed."
-)
+            logger.info("luma: deleting generation %s failed: %s", job.id, self.scrub(str(exc)))

@@ -35,7 +35,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from framegate.engines.base import GenerationRequest
 from framegate.engines.vendors import base
-from framegate.engines.vendors.kit import encode_image, fit_image
+from framegate.engines.vendors.kit import encode_image, fit_image, size_table
 from framegate.exceptions import InvalidValue
 from framegate.kit.http import retry_after_seconds
 
@@ -48,28 +48,9 @@ TRANSITION_PATH = "/openapi/v2/video/transition/generate"
 RESULT_PATH = "/openapi/v2/video/result/{video_id}"
 
 # Output sizes: "WxH" -> (quality, aspect_ratio), as PixVerse renders them.
-PIXVERSE_SIZES: dict[str, tuple[str, str]] = {
-    "640x360": ("360p", "16:9"),
-    "480x360": ("360p", "4:3"),
-    "360x360": ("360p", "1:1"),
-    "360x480": ("360p", "3:4"),
-    "360x640": ("360p", "9:16"),
-    "960x540": ("540p", "16:9"),
-    "720x540": ("540p", "4:3"),
-    "540x540": ("540p", "1:1"),
-    "540x720": ("540p", "3:4"),
-    "540x960": ("540p", "9:16"),
-    "1280x720": ("720p", "16:9"),
-    "960x720": ("720p", "4:3"),
-    "720x720": ("720p", "1:1"),
-    "720x960": ("720p", "3:4"),
-    "720x1280": ("720p", "9:16"),
-    "1920x1080": ("1080p", "16:9"),
-    "1440x1080": ("1080p", "4:3"),
-    "1080x1080": ("1080p", "1:1"),
-    "1080x1440": ("1080p", "3:4"),
-    "1080x1920": ("1080p", "9:16"),
-}
+PIXVERSE_SIZES = size_table(
+    ("360p", "540p", "720p", "1080p"), ("16:9", "4:3", "1:1", "3:4", "9:16")
+)
 DURATIONS = (5, 8)
 # PixVerse renders at a fixed frame rate; framegate offers only that one.
 PIXVERSE_FPS = 24
@@ -128,6 +109,7 @@ class PixVerseSettings(BaseModel):
 
 class PixVerseEngine(base.VendorEngine):
     name = "pixverse"
+    key_setting = "FRAMEGATE_PIXVERSE_API_KEY"
     settings_model: ClassVar[type[BaseModel]] = PixVerseSettings
     default_poll_interval: ClassVar[float] = 5.0
 
@@ -140,37 +122,17 @@ class PixVerseEngine(base.VendorEngine):
 
     def refuse(self, settings: Mapping[str, Any], shape: base.VendorShape) -> None:
         options: PixVerseSettings = self.route_settings(settings)
-        label = f"{shape.width}x{shape.height}"
-        if label not in PIXVERSE_SIZES:
-            raise InvalidValue(
-                f"size {label} is not one PixVerse renders; choose one of: "
-                f"{', '.join(PIXVERSE_SIZES)}.",
-                param="size",
-            )
-        quality, _ = PIXVERSE_SIZES[label]
-        if shape.duration not in DURATIONS:
-            raise InvalidValue(
-                f"duration must be 5 or 8 seconds for PixVerse; got {shape.duration}.",
-                param="duration",
-            )
+        base.refuse_size(shape, PIXVERSE_SIZES, "PixVerse")
+        quality, _ = PIXVERSE_SIZES[shape.size]
+        base.refuse_duration(shape, DURATIONS, "PixVerse")
         if quality == "1080p" and shape.duration != 5:
             raise InvalidValue(
                 f"PixVerse makes 1080p clips of 5 seconds only; use duration 5, or a 720p "
                 f"size or smaller (e.g. 1280x720) for {shape.duration} s.",
                 param="duration",
             )
-        if shape.fps != PIXVERSE_FPS:
-            raise InvalidValue(
-                f"fps must be {PIXVERSE_FPS} for PixVerse (its fixed frame rate); got {shape.fps}.",
-                param="fps",
-            )
-        if shape.num_frames != shape.duration * PIXVERSE_FPS:
-            raise InvalidValue(
-                f"PixVerse makes whole 5 or 8 second clips at {PIXVERSE_FPS} fps "
-                f"({5 * PIXVERSE_FPS} or {8 * PIXVERSE_FPS} frames); got {shape.num_frames} "
-                "frames. Give duration instead.",
-                param="num_frames",
-            )
+        base.refuse_fps(shape, PIXVERSE_FPS, "PixVerse (its fixed frame rate)")
+        base.refuse_num_frames(shape, PIXVERSE_FPS, DURATIONS, "PixVerse")
         if options.motion_mode == "fast":
             if shape.duration != 5:
                 raise InvalidValue(
@@ -199,14 +161,9 @@ class PixVerseEngine(base.VendorEngine):
     # -- jobs ----------------------------------------------------------------------------
 
     async def submit(self, request: GenerationRequest) -> base.UpstreamJob:
-        self._require_key()
+        self.require_key()
         options: PixVerseSettings = self.route_settings(request.settings)
-        label = f"{request.width}x{request.height}"
-        if label not in PIXVERSE_SIZES:
-            raise base.UpstreamError(
-                f"pixverse: size {label} is not one PixVerse renders", code=base.UPSTREAM_INVALID
-            )
-        quality, aspect_ratio = PIXVERSE_SIZES[label]
+        quality, aspect_ratio = self.size_entry(PIXVERSE_SIZES, request)
         duration = round(request.duration)
         body: dict[str, Any] = {
             "duration": duration,
@@ -244,7 +201,7 @@ class PixVerseEngine(base.VendorEngine):
             try:
                 resp = self._answer(response, "submit")
             except base.UpstreamError:
-                if _response_err_code(response) not in (None, 0):
+                if _err_code(base.json_body(response)) not in (None, 0):
                     # PixVerse answered this trace id; a retry needs a new one.
                     self._refused_submits[request.task_id] = (
                         self._refused_submits.get(request.task_id, 0) + 1
@@ -258,7 +215,7 @@ class PixVerseEngine(base.VendorEngine):
         return base.UpstreamJob(id=str(video_id), data={"mode": mode})
 
     async def poll(self, job: base.UpstreamJob, request: GenerationRequest) -> base.UpstreamStatus:
-        self._require_key()
+        self.require_key()
         async with self.http() as client:
             response = await self._send(
                 client,
@@ -303,10 +260,6 @@ class PixVerseEngine(base.VendorEngine):
 
     # -- helpers -------------------------------------------------------------------------
 
-    def _require_key(self) -> None:
-        if not self.api_key:
-            raise base.UpstreamError("pixverse: no API key is configured", code=base.UPSTREAM_AUTH)
-
     def _submit_trace_id(self, task_id: str, parameters: list[Any]) -> str:
         if len(self._refused_submits) > _MAX_TRACKED_TASKS:
             self._refused_submits.clear()
@@ -348,27 +301,18 @@ class PixVerseEngine(base.VendorEngine):
         headers = {"API-KEY": self.api_key or "", "Ai-trace-id": trace_id}
         try:
             return await client.request(method, path, headers=headers, json=json, files=files)
-        except httpx.TimeoutException as exc:
-            raise base.UpstreamError(
-                f"pixverse: {what} timed out ({type(exc).__name__})",
-                code=base.UPSTREAM_TIMEOUT,
-                retriable=True,
-            ) from exc
         except httpx.HTTPError as exc:
-            raise base.unavailable(self._scrub(f"pixverse: {what} failed: {exc!r}")) from exc
+            raise self.transport_error(exc, what) from exc
 
     def _answer(self, response: httpx.Response, what: str) -> dict[str, Any]:
         """The ``Resp`` of a successful answer; raise UpstreamError for any other."""
-        try:
-            body = response.json()
-        except ValueError:
-            body = None
+        body = base.json_body(response)
         code = _err_code(body)
         message = ""
         if isinstance(body, dict):
             message = str(body.get("ErrMsg", body.get("err_msg", "")) or "")
         status = response.status_code
-        detail = self._scrub(
+        detail = self.scrub(
             f"pixverse: {what}: HTTP {status}"
             + (f", ErrCode {code}" if code is not None else "")
             + (f": {message[:300]}" if message else "")
@@ -388,18 +332,6 @@ class PixVerseEngine(base.VendorEngine):
         if not isinstance(resp, dict):
             raise base.UpstreamError(f"{detail}: the answer has no Resp object", status_code=status)
         return resp
-
-    def _scrub(self, text: str) -> str:
-        if self.api_key:
-            text = text.replace(self.api_key, "***")
-        return text
-
-
-def _response_err_code(response: httpx.Response) -> int | None:
-    try:
-        return _err_code(response.json())
-    except ValueError:
-        return None
 
 
 def _err_code(body: Any) -> int | None:

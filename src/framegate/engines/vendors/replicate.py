@@ -24,7 +24,6 @@ models make a video of the first frame's shape.
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, ClassVar, TypeVar
@@ -38,8 +37,7 @@ from replicate.prediction import Prediction
 
 from framegate.engines.base import GenerationRequest
 from framegate.engines.vendors import base
-from framegate.engines.vendors.kit import capped_data_uri, data_uri_chars, fit_image
-from framegate.exceptions import InvalidValue
+from framegate.engines.vendors.kit import InputNames, capped_data_uri, data_uri_chars, fit_image
 from framegate.kit.http import retry_after_seconds
 
 T = TypeVar("T")
@@ -60,25 +58,12 @@ _MODERATION_RE = re.compile(
 _THROTTLE_RE = re.compile(r"(?:available in|resets in)\s*~?\s*(\d+(?:\.\d+)?)\s*s", re.I)
 
 
-class ReplicateInputs(BaseModel):
-    """Which of the model's inputs receive framegate's request fields (None: the model has
-    no such input, and requests that need it are refused)."""
+class ReplicateInputs(InputNames):
+    """Which of the model's inputs receive framegate's request fields."""
 
-    model_config = ConfigDict(extra="forbid")
-
-    prompt: str = "prompt"
-    negative_prompt: str | None = None
-    seed: str | None = None
-    # Whole seconds.
-    duration: str | None = None
-    fps: str | None = None
-    num_frames: str | None = None
     # Pixel sizes, for models that take them (otherwise see ReplicateSettings.sizes).
     width: str | None = None
     height: str | None = None
-    # The first frame (image-to-video) and the last frame, as data URIs.
-    input_image: str | None = None
-    last_image: str | None = None
 
 
 class ReplicateSettings(BaseModel):
@@ -134,6 +119,7 @@ class ReplicateSettings(BaseModel):
 
 class ReplicateEngine(base.VendorEngine):
     name = "replicate"
+    key_setting = "FRAMEGATE_REPLICATE_API_TOKEN"
     settings_model = ReplicateSettings
     # Video models take minutes; Replicate gives no polling hint.
     default_poll_interval: ClassVar[float] = 5.0
@@ -165,54 +151,11 @@ class ReplicateEngine(base.VendorEngine):
 
     def refuse(self, settings: Mapping[str, Any], shape: base.VendorShape) -> None:
         config: ReplicateSettings = self.route_settings(settings)
-        inputs = config.inputs
-        model = config.ref
-        if shape.has_image and inputs.input_image is None:
-            raise InvalidValue(
-                f"Replicate model {model} is text-to-video only: drop input_image.",
-                param="input_image",
-            )
-        if shape.has_last_image and inputs.last_image is None:
-            raise InvalidValue(
-                f"Replicate model {model} does not take a last frame: drop last_image.",
-                param="last_image",
-            )
-        if shape.has_negative_prompt and inputs.negative_prompt is None:
-            raise InvalidValue(
-                f"Replicate model {model} does not take a negative prompt: drop negative_prompt.",
-                param="negative_prompt",
-            )
-        if shape.has_seed and inputs.seed is None:
-            raise InvalidValue(
-                f"Replicate model {model} does not take a seed: drop seed.", param="seed"
-            )
-        label = f"{shape.width}x{shape.height}"
-        if config.sizes is not None and label not in config.sizes:
-            raise InvalidValue(
-                f"Replicate model {model} does not make {label} videos; size must be one "
-                f"of: {', '.join(config.sizes)}.",
-                param="size",
-            )
-        if config.durations is not None and shape.duration not in config.durations:
-            raise InvalidValue(
-                f"Replicate model {model} makes clips of "
-                f"{' or '.join(str(d) for d in config.durations)} seconds; got duration "
-                f"{shape.duration}.",
-                param="duration",
-            )
-        if config.frame_range is not None:
-            low, high = config.frame_range
-            if not low <= shape.num_frames <= high:
-                rate = max(1, shape.fps)
-                shortest = max(1, math.ceil((low - 1) / rate))
-                longest = max(shortest, high // rate)
-                span = f"{shortest}" if shortest == longest else f"{shortest} to {longest}"
-                raise InvalidValue(
-                    f"Replicate model {model} makes {low} to {high} frames; this request "
-                    f"needs {shape.num_frames} ({shape.duration} s at {shape.fps} fps). At "
-                    f"{shape.fps} fps choose a duration of about {span} s, or change fps.",
-                    param="duration",
-                )
+        model = f"Replicate model {config.ref}"
+        config.inputs.refuse(shape, model)
+        base.refuse_size(shape, config.sizes, model)
+        base.refuse_duration(shape, config.durations, model)
+        base.refuse_frame_range(shape, config.frame_range, model)
 
     # -- jobs ----------------------------------------------------------------------------
 
@@ -247,7 +190,7 @@ class ReplicateEngine(base.VendorEngine):
                 )
             return base.UpstreamStatus(state="succeeded", progress=1.0, video_url=url)
         if status == "failed":
-            message = self._scrub(prediction.error or "the prediction failed")
+            message = self.scrub(prediction.error or "the prediction failed")
             code = (
                 base.MODERATION_BLOCKED if _MODERATION_RE.search(message) else base.UPSTREAM_ERROR
             )
@@ -281,14 +224,8 @@ class ReplicateEngine(base.VendorEngine):
         inputs = config.inputs
         body: dict[str, Any] = dict(config.fixed_inputs)
         body[inputs.prompt] = request.prompt
-        label = f"{request.width}x{request.height}"
         if config.sizes is not None:
-            if label not in config.sizes:
-                raise base.UpstreamError(
-                    f"replicate: {config.ref} does not make {label} videos",
-                    code=base.UPSTREAM_INVALID,
-                )
-            body.update(config.sizes[label])
+            body.update(self.size_entry(config.sizes, request))
         fields: list[tuple[str | None, Any]] = [
             (inputs.width, request.width),
             (inputs.height, request.height),
@@ -311,11 +248,7 @@ class ReplicateEngine(base.VendorEngine):
 
     async def _call(self, operation: Callable[[replicate.Client], Awaitable[T]], what: str) -> T:
         """Run one SDK call against the configured base URL, mapping its failures."""
-        if not self.api_key:
-            raise base.UpstreamError(
-                "replicate: no API token is configured (FRAMEGATE_REPLICATE_API_TOKEN)",
-                code=base.UPSTREAM_AUTH,
-            )
+        api_token = self.require_key()
         last: dict[str, httpx.Headers] = {}
 
         async def remember(response: httpx.Response) -> None:
@@ -326,7 +259,7 @@ class ReplicateEngine(base.VendorEngine):
         # itself, so a plain transport is mounted for every URL and a poll stays one request.
         transport = httpx.AsyncHTTPTransport()
         client = replicate.Client(
-            api_token=self.api_key,
+            api_token=api_token,
             base_url=self.base_url,
             timeout=httpx.Timeout(self.timeout),
             mounts={"all://": transport},
@@ -336,18 +269,12 @@ class ReplicateEngine(base.VendorEngine):
             return await operation(client)
         except ReplicateError as exc:
             raise self._api_error(exc, last.get("headers"), what) from None
-        except httpx.TimeoutException as exc:
-            raise base.UpstreamError(
-                f"replicate: {what}: no answer within {self.timeout:g} s",
-                code=base.UPSTREAM_TIMEOUT,
-                retriable=True,
-            ) from exc
         except httpx.HTTPError as exc:
-            raise base.unavailable(f"replicate: {what}: {type(exc).__name__}: {exc}") from exc
+            raise self.transport_error(exc, what) from exc
         except (ValueError, TypeError) as exc:
             # A body that is not JSON, or not a prediction.
             raise base.UpstreamError(
-                f"replicate: {what}: unexpected answer: {self._scrub(str(exc))[:300]}"
+                f"replicate: {what}: unexpected answer: {self.scrub(str(exc))[:300]}"
             ) from exc
         finally:
             await transport.aclose()
@@ -357,13 +284,10 @@ class ReplicateEngine(base.VendorEngine):
     ) -> base.UpstreamError:
         status = exc.status or 502
         summary = "; ".join(part for part in (exc.title, exc.detail) if part) or "no detail"
-        message = f"replicate: {what}: HTTP {status}: {self._scrub(summary)}"
+        message = f"replicate: {what}: HTTP {status}: {self.scrub(summary)}"
         if status == 429:
             return base.rate_limited(message, throttle_delay(exc.detail or "", headers or {}))
         return base.classify_status(status, message, headers or httpx.Headers())
-
-    def _scrub(self, text: str) -> str:
-        return text.replace(self.api_key, "***") if self.api_key else text
 
 
 def throttle_delay(detail: str, headers: Mapping[str, str]) -> float | None:

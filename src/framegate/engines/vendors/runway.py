@@ -106,16 +106,6 @@ class RunwaySettings(BaseModel):
         return self
 
 
-def _sizes(ratios: tuple[str, ...]) -> str:
-    return ", ".join(r.replace(":", "x") for r in ratios)
-
-
-def _durations(values: tuple[int, ...]) -> str:
-    if len(values) > 2 and values == tuple(range(values[0], values[-1] + 1)):
-        return f"{values[0]} to {values[-1]}"
-    return " or ".join(str(v) for v in values)
-
-
 def _prompt_units(text: str) -> int:
     return len(text.encode("utf-16-le")) // 2
 
@@ -127,6 +117,7 @@ def _image_uri(image: Image.Image) -> str:
 
 class RunwayEngine(base.VendorEngine):
     name = "runway"
+    key_setting = "FRAMEGATE_RUNWAY_API_KEY"
     settings_model = RunwaySettings
     # Runway asks clients not to poll a task more often than every 5 seconds.
     default_poll_interval = 5.0
@@ -139,65 +130,33 @@ class RunwayEngine(base.VendorEngine):
 
     def refuse(self, settings: Mapping[str, Any], shape: base.VendorShape) -> None:
         config: RunwaySettings = self.route_settings(settings)
-        model = config.model
-        spec = MODELS[model]
-        if not shape.has_image and not spec.text_ratios:
+        spec = MODELS[config.model]
+        runway = f"Runway {config.model}"
+        base.refuse_inputs(
+            shape,
+            runway,
+            text_to_video=bool(spec.text_ratios),
+            last_image=spec.last_frame,
+            negative_prompt=spec.negative_prompt,
+        )
+        if shape.has_last_image and not shape.has_image:
             raise InvalidValue(
-                f"Runway {model} is image-to-video only: give input_image (the first frame).",
+                f"{runway} needs input_image as the first frame to use last_image.",
                 param="input_image",
             )
-        if shape.has_last_image:
-            if not spec.last_frame:
-                raise InvalidValue(
-                    f"Runway {model} does not take a last frame: drop last_image (Runway's "
-                    "veo3.1 and veo3.1_fast models do).",
-                    param="last_image",
-                )
-            if not shape.has_image:
-                raise InvalidValue(
-                    f"Runway {model} needs input_image as the first frame to use last_image.",
-                    param="input_image",
-                )
-        if shape.has_negative_prompt and not spec.negative_prompt:
-            raise InvalidValue(
-                f"Runway {model} does not take a negative prompt: drop negative_prompt.",
-                param="negative_prompt",
-            )
         ratios = spec.image_ratios if shape.has_image else spec.text_ratios
-        if f"{shape.width}:{shape.height}" not in ratios:
-            mode = "image-to-video" if shape.has_image else "text-to-video"
-            raise InvalidValue(
-                f"size {shape.width}x{shape.height} is not offered by Runway {model} for "
-                f"{mode}; choose one of: {_sizes(ratios)}.",
-                param="size",
-            )
-        if shape.fps != RUNWAY_FPS:
-            raise InvalidValue(
-                f"Runway {model} makes {RUNWAY_FPS} fps clips only; set fps to {RUNWAY_FPS} "
-                f"(got {shape.fps}).",
-                param="fps",
-            )
-        if shape.duration not in spec.durations:
-            raise InvalidValue(
-                f"duration must be {_durations(spec.durations)} seconds for Runway {model}; "
-                f"got {shape.duration}.",
-                param="duration",
-            )
-        if shape.num_frames != shape.duration * RUNWAY_FPS:
-            raise InvalidValue(
-                f"Runway {model} makes whole seconds at {RUNWAY_FPS} fps: num_frames must be "
-                f"{shape.duration * RUNWAY_FPS} for a {shape.duration} s clip (or give "
-                f"duration instead); got {shape.num_frames}.",
-                param="num_frames",
-            )
+        mode = "image-to-video" if shape.has_image else "text-to-video"
+        sizes = [ratio.replace(":", "x") for ratio in ratios]
+        base.refuse_size(shape, sizes, f"{runway} for {mode}")
+        base.refuse_fps(shape, RUNWAY_FPS, runway)
+        base.refuse_duration(shape, spec.durations, runway)
+        base.refuse_num_frames(shape, RUNWAY_FPS, spec.durations, runway)
 
     # -- jobs ----------------------------------------------------------------------------
 
     def _client(self) -> runwayml.AsyncRunwayML:
-        if not self.api_key:
-            raise base.UpstreamError("runway: no API key is configured", code="upstream_auth")
         return runwayml.AsyncRunwayML(
-            api_key=self.api_key,
+            api_key=self.require_key(),
             base_url=self.base_url,
             runway_version=self.runway_version,
             timeout=self.timeout,
@@ -252,7 +211,7 @@ class RunwayEngine(base.VendorEngine):
                 else:
                     created = await client.text_to_video.create(**arguments)
         except runwayml.RunwayMLError as exc:
-            raise self._error(exc, "starting the task") from exc
+            raise self.sdk_error(exc, "starting the task", runwayml, _describe) from exc
         task_id = getattr(created, "id", None)
         if not isinstance(task_id, str) or not task_id:
             raise base.UpstreamError("runway: the task was accepted without an id")
@@ -264,7 +223,7 @@ class RunwayEngine(base.VendorEngine):
             async with self._client() as client:
                 task = await client.tasks.retrieve(job.id)
         except runwayml.RunwayMLError as exc:
-            raise self._error(exc, "checking the task") from exc
+            raise self.sdk_error(exc, "checking the task", runwayml, _describe) from exc
         # The API's own field names (the SDK's typed union is lenient about its variants).
         data = task.to_dict(mode="json")
         status = data.get("status")
@@ -304,41 +263,21 @@ class RunwayEngine(base.VendorEngine):
             async with self._client() as client:
                 await client.tasks.delete(job.id)
         except (runwayml.RunwayMLError, base.UpstreamError) as exc:
-            logger.warning("runway: cancelling task %s failed: %s", job.id, self._scrub(str(exc)))
+            logger.warning("runway: cancelling task %s failed: %s", job.id, self.scrub(str(exc)))
 
     # -- errors --------------------------------------------------------------------------
-
-    def _scrub(self, text: str) -> str:
-        if self.api_key and self.api_key in text:
-            text = text.replace(self.api_key, "[key]")
-        return text
 
     def _task_failure(self, task_id: str, data: Mapping[str, Any]) -> base.UpstreamError:
         failure = str(data.get("failure") or "the task failed")
         code = data.get("failureCode")
         detail = f"{failure} ({code})" if code else failure
-        message = self._scrub(f"runway: task {task_id} failed: {detail}")
+        message = self.scrub(f"runway: task {task_id} failed: {detail}")
         # SAFETY.INPUT.* / SAFETY.OUTPUT.* and INPUT_PREPROCESSING.SAFETY.*: moderation.
         if isinstance(code, str) and (
             code.startswith("SAFETY") or code.startswith("INPUT_PREPROCESSING.SAFETY")
         ):
             return base.UpstreamError(message, code=base.MODERATION_BLOCKED)
         return base.UpstreamError(message, code=base.UPSTREAM_ERROR)
-
-    def _error(self, exc: runwayml.RunwayMLError, action: str) -> base.UpstreamError:
-        if isinstance(exc, runwayml.APITimeoutError):
-            return base.UpstreamError(
-                f"runway: {action} timed out", code=base.UPSTREAM_TIMEOUT, retriable=True
-            )
-        if isinstance(exc, runwayml.APIConnectionError):
-            return base.unavailable(f"runway: {action} failed: could not reach {self.base_url}")
-        if isinstance(exc, runwayml.APIStatusError):
-            response = exc.response
-            message = self._scrub(
-                f"runway: {action} failed: HTTP {response.status_code}: {_describe(exc.body)}"
-            )
-            return base.classify_status(response.status_code, message, response.headers)
-        return base.UpstreamError(self._scrub(f"runway: {action} failed: {exc}"))
 
 
 def _describe(body: object) -> str:

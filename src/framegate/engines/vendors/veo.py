@@ -41,20 +41,15 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from framegate.engines.base import GenerationRequest
 from framegate.engines.vendors import base
-from framegate.engines.vendors.kit import as_base64, encode_image
+from framegate.engines.vendors.kit import as_base64, encode_image, size_table
 from framegate.exceptions import InvalidValue, PayloadTooLarge
 from framegate.kit.http import retry_after_seconds
 from framegate.kit.safe_fetch import FetchPolicy, save_capped
 
 API_VERSION = "v1beta"
 
-# Output sizes Veo 3 makes on the Gemini API: (aspectRatio, resolution).
-VEO_SIZES: dict[str, tuple[str, str]] = {
-    "1280x720": ("16:9", "720p"),
-    "720x1280": ("9:16", "720p"),
-    "1920x1080": ("16:9", "1080p"),
-    "1080x1920": ("9:16", "1080p"),
-}
+# Output sizes Veo 3 makes on the Gemini API: "WxH" -> (resolution, aspectRatio).
+VEO_SIZES = size_table(("720p", "1080p"), ("16:9", "9:16"))
 VEO_DURATIONS: tuple[int, ...] = (4, 6, 8)
 # 1080p clips are 8 seconds only.
 VEO_1080P_DURATIONS: tuple[int, ...] = (8,)
@@ -108,6 +103,7 @@ class VeoEngine(base.VendorEngine):
     """Veo on the Gemini API (REST, ``x-goog-api-key``)."""
 
     name = "veo"
+    key_setting = "FRAMEGATE_VEO_API_KEY"
     settings_model = VeoSettings
     default_poll_interval = 10.0
 
@@ -134,54 +130,26 @@ class VeoEngine(base.VendorEngine):
 
     def refuse(self, settings: Mapping[str, Any], shape: base.VendorShape) -> None:
         config: VeoSettings = self.route_settings(settings)
-        size = f"{shape.width}x{shape.height}"
-        if size not in VEO_SIZES:
-            raise InvalidValue(
-                f"size {size} is not offered by Veo ({config.model}); choose one of: "
-                f"{', '.join(VEO_SIZES)}.",
-                param="size",
-            )
-        resolution = VEO_SIZES[size][1]
-        if shape.duration not in VEO_DURATIONS:
-            raise InvalidValue(
-                f"duration must be 4, 6 or 8 seconds for Veo ({config.model}); "
-                f"got {shape.duration}.",
-                param="duration",
-            )
+        veo = f"Veo ({config.model})"
+        base.refuse_size(shape, VEO_SIZES, veo)
+        resolution, _ = VEO_SIZES[shape.size]
+        base.refuse_duration(shape, VEO_DURATIONS, veo)
         if resolution == "1080p" and shape.duration not in VEO_1080P_DURATIONS:
             raise InvalidValue(
-                f"Veo makes 1080p clips of 8 seconds only; got {shape.duration} s at {size}. "
-                "Use duration 8, or a 720p size (1280x720 or 720x1280) for 4 or 6 seconds.",
+                f"Veo makes 1080p clips of 8 seconds only; got {shape.duration} s at "
+                f"{shape.size}. Use duration 8, or a 720p size (1280x720 or 720x1280) for 4 "
+                "or 6 seconds.",
                 param="duration",
             )
-        if shape.fps != VEO_FPS:
-            raise InvalidValue(
-                f"fps must be {VEO_FPS} for Veo ({config.model}); got {shape.fps}.",
-                param="fps",
-            )
-        if shape.num_frames and shape.num_frames != shape.duration * VEO_FPS:
-            choices = ", ".join(str(d * VEO_FPS) for d in VEO_DURATIONS)
-            raise InvalidValue(
-                f"Veo makes {VEO_FPS} fps clips of 4, 6 or 8 seconds ({choices} frames); "
-                f"got num_frames {shape.num_frames}. Give duration instead.",
-                param="num_frames",
-            )
-        if shape.has_last_image and not config.last_frame:
-            raise InvalidValue(
-                f"last_image is not supported by {config.model}; omit last_image "
-                "(only Veo 3.1 models interpolate between a first and a last frame).",
-                param="last_image",
-            )
+        base.refuse_fps(shape, VEO_FPS, veo)
+        base.refuse_num_frames(shape, VEO_FPS, VEO_DURATIONS, veo)
         if shape.has_last_image and not shape.has_image:
             raise InvalidValue(
                 "last_image needs input_image as the first frame; give input_image too.",
                 param="last_image",
             )
-        if shape.has_seed:
-            raise InvalidValue(
-                f"seed is not supported by Veo on the Gemini API ({config.model}); omit seed.",
-                param="seed",
-            )
+        # The Gemini API takes no seed for Veo.
+        base.refuse_inputs(shape, veo, last_image=config.last_frame, seed=False)
 
     # -- jobs ----------------------------------------------------------------------------
 
@@ -199,12 +167,7 @@ class VeoEngine(base.VendorEngine):
 
     def request_body(self, request: GenerationRequest, config: VeoSettings) -> dict[str, Any]:
         """The ``predictLongRunning`` body for a request (one instance, one sample)."""
-        size = f"{request.width}x{request.height}"
-        if size not in VEO_SIZES:
-            raise base.UpstreamError(
-                f"{self.name}: size {size} is not a Veo size", code=base.UPSTREAM_INVALID
-            )
-        aspect_ratio, resolution = VEO_SIZES[size]
+        resolution, aspect_ratio = self.size_entry(VEO_SIZES, request)
         instance: dict[str, Any] = {}
         if request.prompt:
             instance["prompt"] = request.prompt
@@ -233,7 +196,7 @@ class VeoEngine(base.VendorEngine):
             return base.UpstreamStatus(state="pending", progress=_progress(operation))
         error = operation.get("error")
         if isinstance(error, Mapping):
-            message = self._scrub(str(error.get("message") or "the job failed"))
+            message = self.scrub(str(error.get("message") or "the job failed"))
             code = base.MODERATION_BLOCKED if _is_moderation(message) else base.UPSTREAM_ERROR
             return base.UpstreamStatus(
                 state="failed",
@@ -250,7 +213,7 @@ class VeoEngine(base.VendorEngine):
             detail = "; ".join(str(r) for r in reasons) if isinstance(reasons, list) else ""
             message = f"{self.name}: the safety filters blocked the video"
             if detail:
-                message += f": {self._scrub(detail)}"
+                message += f": {self.scrub(detail)}"
             return base.UpstreamStatus(
                 state="failed", error=base.UpstreamError(message, code=base.MODERATION_BLOCKED)
             )
@@ -290,7 +253,7 @@ class VeoEngine(base.VendorEngine):
                 finally:
                     await response.aclose()
         except httpx.HTTPError as exc:
-            raise self._transport_error(exc) from None
+            raise self.transport_error(exc, "downloading the result") from None
         if location is not None:
             # A signed storage URL: fetched under the SSRF rules, without the key.
             await super().download(location, destination, policy)
@@ -298,12 +261,7 @@ class VeoEngine(base.VendorEngine):
     # -- HTTP ----------------------------------------------------------------------------
 
     def _headers(self) -> dict[str, str]:
-        if not self.api_key:
-            raise base.UpstreamError(
-                f"{self.name}: no API key is configured (FRAMEGATE_VEO_API_KEY)",
-                code=base.UPSTREAM_AUTH,
-            )
-        return {"x-goog-api-key": self.api_key}
+        return {"x-goog-api-key": self.require_key()}
 
     async def _call(
         self, method: str, path: str, *, json: dict[str, Any] | None = None
@@ -313,27 +271,13 @@ class VeoEngine(base.VendorEngine):
             async with self.http(headers=headers) as client:
                 response = await client.request(method, path, json=json)
         except httpx.HTTPError as exc:
-            raise self._transport_error(exc) from None
+            raise self.transport_error(exc, f"{method} {path}") from None
         if response.status_code >= 400:
             raise self._error(response)
         return response
 
-    def _transport_error(self, exc: httpx.HTTPError) -> base.UpstreamError:
-        if isinstance(exc, httpx.TimeoutException):
-            return base.UpstreamError(
-                f"{self.name}: the API did not answer in time ({type(exc).__name__})",
-                code=base.UPSTREAM_TIMEOUT,
-                retriable=True,
-            )
-        return base.unavailable(
-            f"{self.name}: could not reach the API ({type(exc).__name__}: {self._scrub(str(exc))})"
-        )
-
     def _json(self, response: httpx.Response) -> dict[str, Any]:
-        try:
-            data = response.json()
-        except ValueError:
-            data = None
+        data = base.json_body(response)
         if not isinstance(data, dict):
             raise base.UpstreamError(
                 f"{self.name}: the API answered HTTP {response.status_code} without a JSON object"
@@ -343,16 +287,13 @@ class VeoEngine(base.VendorEngine):
     def _error(self, response: httpx.Response) -> base.UpstreamError:
         """Google's error envelope to an UpstreamError."""
         status_code = response.status_code
-        try:
-            body = response.json()
-        except ValueError:
-            body = None
+        body = base.json_body(response)
         error = body.get("error") if isinstance(body, dict) else None
         if not isinstance(error, dict):
             error = {}
         status = str(error.get("status") or "")
         text = str(error.get("message") or response.reason_phrase or "error")
-        message = self._scrub(
+        message = self.scrub(
             f"{self.name}: HTTP {status_code}{' ' + status if status else ''}: {text}"
         )
         details = error.get("details")
@@ -370,11 +311,6 @@ class VeoEngine(base.VendorEngine):
                 message, code=base.MODERATION_BLOCKED, status_code=status_code
             )
         return base.classify_status(status_code, message, response.headers)
-
-    def _scrub(self, text: str) -> str:
-        if self.api_key:
-            text = text.replace(self.api_key, "[redacted]")
-        return text
 
 
 # -- helpers -----------------------------------------------------------------------------
