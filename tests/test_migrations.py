@@ -6,12 +6,15 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy.engine import Connection
 
+from framegate.db import framegate_objects
 from framegate.models import Base
 from framegate.runtime import Runtime
 
 
 def _diff(connection: Connection) -> list[object]:
-    context = MigrationContext.configure(connection, opts={"compare_type": True})
+    context = MigrationContext.configure(
+        connection, opts={"compare_type": True, "include_name": framegate_objects}
+    )
     return list(compare_metadata(context, Base.metadata))
 
 

@@ -42,7 +42,10 @@ def create_app(
     *,
     engines: EngineRegistry | None = None,
     start_workers: bool = True,
+    with_worker: bool = False,
 ) -> FastAPI:
+    """The API. ``start_workers``: also its background jobs (embedded mode: the engines;
+    distributed mode: the live workers' routes, and a worker too when ``with_worker``)."""
     settings = settings or Settings()
 
     @asynccontextmanager
@@ -50,7 +53,7 @@ def create_app(
         runtime = await Runtime.create(settings, engines=engines)
         app.state.runtime = runtime
         if start_workers:
-            await runtime.start_workers()
+            await runtime.start_workers(with_worker=with_worker)
         try:
             yield
         finally:

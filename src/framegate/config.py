@@ -19,6 +19,10 @@ from framegate.kit.safe_fetch import FetchPolicy
 _SECRET_FILE = "secret.key"
 
 
+class ConfigurationError(Exception):
+    """Settings that cannot run together; the message is one line for the operator."""
+
+
 class Settings(BaseSettings):
     """framegate configuration; every field can be set as ``FRAMEGATE_<NAME>``."""
 
@@ -88,6 +92,17 @@ class Settings(BaseSettings):
     breaker_failures: int = Field(default=5, ge=1)
     breaker_cooldown_seconds: float = Field(default=60.0, gt=0)
     worker_concurrency: int = Field(default=2, ge=0, le=64)
+    # embedded: the serving process runs the engines over the task table (SQLite or
+    # PostgreSQL). distributed: API nodes and `framegate worker` processes on other
+    # machines share one PostgreSQL; jobs travel through Procrastinate (docs/deploy.md).
+    dispatch: Literal["embedded", "distributed"] = "embedded"
+    # distributed: how often a worker says it is alive, and how long after its last word
+    # its routes stop counting as available.
+    worker_heartbeat_seconds: float = Field(default=5.0, gt=0)
+    worker_stale_seconds: float = Field(default=20.0, gt=0)
+    # distributed: on SIGTERM a worker lets its running tasks finish for this long, then
+    # hands them back to the queue (no attempt used).
+    worker_shutdown_seconds: float = Field(default=30.0, ge=0)
     # A processing task whose lease is not renewed for this long is reclaimed by the reaper.
     task_lease_seconds: float = Field(default=30.0, gt=0)
     task_max_attempts: int = Field(default=2, ge=1, le=10)
@@ -202,6 +217,18 @@ class Settings(BaseSettings):
     @property
     def is_sqlite(self) -> bool:
         return self.resolved_database_url.startswith("sqlite")
+
+    @property
+    def is_distributed(self) -> bool:
+        return self.dispatch == "distributed"
+
+    def check_dispatch(self) -> None:
+        """Refuse a deployment that cannot work, in one line (raises ConfigurationError)."""
+        if self.is_distributed and self.is_sqlite:
+            raise ConfigurationError(
+                "FRAMEGATE_DISPATCH=distributed needs PostgreSQL: set FRAMEGATE_DATABASE_URL "
+                "to postgresql+asyncpg://USER@HOST/DB (SQLite serves one machine only)"
+            )
 
     @property
     def resolved_models_dir(self) -> Path:

@@ -148,6 +148,12 @@ def alembic_config(url: str) -> Config:
     return config
 
 
+def framegate_objects(name: str | None, type_: str, parent_names: object) -> bool:
+    """Alembic's filter of what it compares with the models: Procrastinate's tables (the
+    distributed job queue, created by revision 0006 from its own schema) are not ours."""
+    return not (type_ == "table" and (name or "").startswith("procrastinate_"))
+
+
 def upgrade_database(url: str) -> None:
     """Apply every pending migration (blocking; runs its own event loop)."""
     command.upgrade(alembic_config(url), "head")

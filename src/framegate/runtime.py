@@ -7,6 +7,7 @@ there is one place where engines, database, storage, catalog and services are wi
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import functools
 from dataclasses import dataclass, field
@@ -23,12 +24,15 @@ from framegate.db import (
     create_sessionmaker,
     upgrade_database_async,
 )
+from framegate.dispatch.distributed import ClusterWorker, WorkerDirectory, select_routes
 from framegate.dispatch.embedded import EmbeddedDispatcher
+from framegate.dispatch.jobs import EmbeddedQueue, ProcrastinateQueue
 from framegate.dispatch.upstream import cancel_upstream
 from framegate.dispatch.worker import TaskRunner, UpstreamOptions
 from framegate.engines.registry import EngineRegistry, default_engines
 from framegate.keys.service import APIKeyService
 from framegate.kit.addresses import parse_networks
+from framegate.kit.cluster import ClusterBus
 from framegate.limits.clients import ClientLimiter
 from framegate.limits.service import LimitsService, PlanLimits
 from framegate.storage.base import Storage
@@ -65,11 +69,15 @@ class Runtime:
     dispatcher: EmbeddedDispatcher | None = field(default=None)
     webhook_job: WebhookDeliveryJob | None = field(default=None)
     sweeper: RetentionSweeper | None = field(default=None)
+    bus: ClusterBus = field(default_factory=lambda: ClusterBus(None))
+    directory: WorkerDirectory | None = field(default=None)
+    cluster_task: asyncio.Task[None] | None = field(default=None)
 
     @classmethod
     async def create(
         cls, settings: Settings, *, engines: EngineRegistry | None = None, migrate: bool = True
     ) -> Runtime:
+        settings.check_dispatch()
         settings.ensure_data_dir()
         if migrate:
             await upgrade_database_async(settings.resolved_database_url)
@@ -90,8 +98,12 @@ class Runtime:
             settings.signed_url_ttl_seconds,
             previous_secrets=settings.previous_secret_keys,
         )
+        # Messages between the processes of a distributed installation (task changes, cache
+        # evictions); within this process only otherwise.
+        bus = ClusterBus(settings.resolved_database_url if settings.is_distributed else None)
         keys = APIKeyService(
             secret,
+            bus=bus,
             sessionmaker=sessionmaker,
             read_sessionmaker=read_sessionmaker,
             cache_seconds=settings.read_cache_seconds,
@@ -112,7 +124,15 @@ class Runtime:
             lease_seconds=settings.task_lease_seconds,
             max_attempts=settings.task_max_attempts,
             retention_days=settings.retention_days,
+            queue=ProcrastinateQueue() if settings.is_distributed else EmbeddedQueue(signals),
+            bus=bus,
         )
+        if bus.distributed:
+            # A task changed in another process: wake this one's watchers, drop its cache.
+            bus.subscribe("task", signals.task_changed)
+            bus.on_resync(signals.wake_all)
+            signals.announced_across_processes = True
+            await bus.start()
         limits = LimitsService(
             storage_url=settings.rate_limit_storage_url,
             defaults=PlanLimits(
@@ -123,6 +143,7 @@ class Runtime:
             ),
             plan_cache_seconds=settings.read_cache_seconds,
             read_sessionmaker=read_sessionmaker,
+            bus=bus,
         )
         uploads = UploadService(
             storage=storage,
@@ -177,46 +198,76 @@ class Runtime:
             uploads=uploads,
             limits=limits,
             clients=clients,
+            bus=bus,
         )
 
-    async def start_workers(self) -> None:
-        """The serving process's background jobs: the generation workers (none when
-        FRAMEGATE_WORKER_CONCURRENCY is 0), the lease and deadline reaper, webhook
-        deliveries and retention sweeps."""
-        if self.dispatcher is not None:
-            return
-        runner = TaskRunner(
+    def task_runner(self) -> TaskRunner:
+        """The job path every worker of this process runs a claimed task through."""
+        settings = self.settings
+        return TaskRunner(
             catalog=self.catalog,
             engines=self.engines,
             storage=self.storage,
             lifecycle=self.lifecycle,
-            scratch_dir=self.settings.data_dir / "tmp",
-            max_image_pixels=self.settings.input_image_max_pixels,
+            scratch_dir=settings.data_dir / "tmp",
+            max_image_pixels=settings.input_image_max_pixels,
             upstream=UpstreamOptions(
-                poll_seconds=self.settings.vendor_poll_seconds,
-                max_poll_seconds=self.settings.vendor_poll_max_seconds,
-                max_pixels=self.settings.input_image_max_pixels,
+                poll_seconds=settings.vendor_poll_seconds,
+                max_poll_seconds=settings.vendor_poll_max_seconds,
+                max_pixels=settings.input_image_max_pixels,
                 download_policy=dataclasses.replace(
-                    self.settings.fetch_policy,
-                    max_bytes=self.settings.vendor_result_max_bytes,
+                    settings.fetch_policy,
+                    max_bytes=settings.vendor_result_max_bytes,
                     read_timeout=60.0,
                     total_timeout=600.0,
                 ),
-                public_url=self.settings.public_url,
+                public_url=settings.public_url,
                 signer=self.signer,
             ),
         )
+
+    async def start_workers(self, *, with_worker: bool = False) -> None:
+        """The serving process's background jobs. Embedded: the generation workers (none
+        when FRAMEGATE_WORKER_CONCURRENCY is 0), the lease and deadline reaper, webhook
+        deliveries and retention sweeps. Distributed: the live workers' routes (catalog
+        availability) and, ``with_worker``, a worker for the routes this machine can serve."""
+        if self.dispatcher is not None or self.directory is not None:
+            return
+        settings = self.settings
+        if settings.is_distributed:
+            self.directory = WorkerDirectory(self)
+            await self.directory.start()
+            self.catalog.serve_from(self.directory.served)
+            if with_worker:
+                cluster = ClusterWorker(
+                    self, select_routes(self, None), settings.worker_concurrency
+                )
+                self.cluster_task = asyncio.create_task(
+                    cluster.run(install_signal_handlers=False), name="cluster-worker"
+                )
+            return
         self.dispatcher = EmbeddedDispatcher(
-            runner=runner,
+            runner=self.task_runner(),
             lifecycle=self.lifecycle,
             signals=self.signals,
-            concurrency=self.settings.worker_concurrency,
-            poll_seconds=self.settings.worker_poll_seconds,
-            reaper_interval_seconds=self.settings.reaper_interval_seconds,
+            concurrency=settings.worker_concurrency,
+            poll_seconds=settings.worker_poll_seconds,
+            reaper_interval_seconds=settings.reaper_interval_seconds,
         )
         await self.dispatcher.start()
+        await self.start_maintenance()
+
+    async def start_maintenance(self) -> None:
+        """Webhook deliveries and the retention sweeper, in this process."""
+        self.webhook_job = self.webhook_delivery_job()
+        await self.webhook_job.start()
+        self.sweeper = self.retention_sweeper()
+        await self.sweeper.start()
+
+    def webhook_delivery_job(self) -> WebhookDeliveryJob:
+        """Deliveries are claimed row by row: any number of processes may run one."""
         settings = self.settings
-        self.webhook_job = WebhookDeliveryJob(
+        return WebhookDeliveryJob(
             sessionmaker=self.sessionmaker,
             read_sessionmaker=self.read_sessionmaker,
             fetch_policy=settings.fetch_policy,
@@ -224,17 +275,25 @@ class Runtime:
             timeout_seconds=settings.webhook_timeout_seconds,
             poll_seconds=settings.webhook_poll_seconds,
         )
-        await self.webhook_job.start()
-        self.sweeper = RetentionSweeper(
+
+    def retention_sweeper(self) -> RetentionSweeper:
+        return RetentionSweeper(
             sessionmaker=self.sessionmaker,
             read_sessionmaker=self.read_sessionmaker,
             storage=self.storage,
             tasks=self.tasks,
-            interval_seconds=settings.retention_sweep_seconds,
+            interval_seconds=self.settings.retention_sweep_seconds,
         )
-        await self.sweeper.start()
 
     async def close(self) -> None:
+        if self.cluster_task is not None:
+            self.cluster_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self.cluster_task
+            self.cluster_task = None
+        if self.directory is not None:
+            await self.directory.stop()
+            self.directory = None
         if self.sweeper is not None:
             await self.sweeper.stop()
             self.sweeper = None
@@ -244,5 +303,6 @@ class Runtime:
         if self.dispatcher is not None:
             await self.dispatcher.stop()
             self.dispatcher = None
+        await self.bus.stop()
         await asyncio.to_thread(self.engines.close)
         await self.db_engine.dispose()

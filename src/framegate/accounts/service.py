@@ -10,7 +10,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from framegate.accounts.repository import account_repository
 from framegate.accounts.schemas import PLAN_NAME_PATTERN
 from framegate.credits.service import credit_service
-from framegate.db import after_commit
 from framegate.exceptions import InvalidValue, NotFound
 from framegate.keys.service import APIKeyService, CreatedKey
 from framegate.kit.ids import new_id
@@ -84,7 +83,7 @@ class AccountService:
         if is_active is not None:
             account.is_active = is_active
         # Verified keys carry their account: let the change apply to the next request.
-        after_commit(session, self._keys.forget_cached_keys)
+        await self._keys.keys_changed(session)
         return account
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Callable
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -124,6 +126,14 @@ class Catalog:
             for name in (route.id, *route.aliases):
                 self._by_name[name.lower()] = route
         self._engines = engines
+        self._served: Callable[[], AbstractSet[str]] | None = None
+
+    def serve_from(self, served: Callable[[], AbstractSet[str]]) -> None:
+        """An API node in distributed mode: its routes take tasks whatever its own engines
+        (the workers run them; a task waits queued until one serves its route), and a
+        route is listed as available while ``served()``, the route ids some live worker
+        serves, names it."""
+        self._served = served
 
     def routes(self) -> list[ModelRoute]:
         return list(self._routes.values())
@@ -132,7 +142,16 @@ class Catalog:
         return self._by_name.get(name.lower())
 
     def is_available(self, route: ModelRoute) -> bool:
+        """Whether the route takes tasks."""
+        if self._served is not None:
+            return True
         return self._engines.is_available(route.engine, route.settings)
+
+    def is_served(self, route: ModelRoute) -> bool:
+        """Whether something runs the route's tasks now (listed as `available`)."""
+        if self._served is not None:
+            return route.id in self._served()
+        return self.is_available(route)
 
     def to_object(self, route: ModelRoute) -> ModelObject:
         return ModelObject(
@@ -142,7 +161,7 @@ class Catalog:
             kind=route.kind,
             aliases=route.aliases,
             engine=route.engine,
-            available=self.is_available(route),
+            available=self.is_served(route),
             capabilities=route.capabilities,
             pricing=route.pricing,
             fallbacks=route.fallbacks,

@@ -6,7 +6,7 @@ import asyncio
 import dataclasses
 import json
 from collections.abc import Awaitable, Callable
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, NoReturn, TypeVar
 
 import typer
 from framegate_client.cli import register_client_commands
@@ -16,8 +16,9 @@ from rich.table import Table
 from framegate import __version__
 from framegate.app import create_app
 from framegate.cli.models import models_app
-from framegate.config import Settings
+from framegate.config import ConfigurationError, Settings
 from framegate.db import transaction, upgrade_database
+from framegate.dispatch.distributed import ClusterWorker, RouteSelectionError, select_routes
 from framegate.exceptions import FramegateError
 from framegate.keys.scopes import ALL_SCOPES
 from framegate.kit.time import to_unix
@@ -79,15 +80,24 @@ def serve(
     workers: Annotated[
         int | None, typer.Option(help="Concurrent generation jobs in this process.")
     ] = None,
+    with_worker: Annotated[
+        bool,
+        typer.Option(
+            "--with-worker",
+            help="Distributed mode: also serve the routes this machine can run (small "
+            "deployments). Embedded mode always does.",
+        ),
+    ] = False,
 ) -> None:
-    """Run the API and the embedded worker pool in one process."""
+    """Run the API: with the embedded worker pool (FRAMEGATE_DISPATCH=embedded, the
+    default), or as an API node of a distributed deployment."""
     # Imported here: every other command starts faster without the server stack.
     import uvicorn
 
     overrides: dict[str, Any] = {}
     if workers is not None:
         overrides["worker_concurrency"] = workers
-    settings = Settings(**overrides)
+    settings = _settings(**overrides)
     listen_host = host or settings.host
     listen_port = port or settings.port
 
@@ -101,14 +111,75 @@ def serve(
             f"  framegate admin create-account --name me --credits 1000\n"
             f"(data directory: {settings.data_dir.resolve()})"
         )
-    console.print(f"framegate {__version__} listening on http://{listen_host}:{listen_port}")
+    role = " (API node)" if settings.is_distributed and not with_worker else ""
+    console.print(f"framegate {__version__} listening on http://{listen_host}:{listen_port}{role}")
     uvicorn.run(
-        create_app(settings),
+        create_app(settings, with_worker=with_worker),
         host=listen_host,
         port=listen_port,
         log_level=settings.log_level,
         access_log=False,
     )
+
+
+@app.command()
+def worker(
+    routes: Annotated[
+        str | None,
+        typer.Option(
+            help="Routes to serve: catalog ids or globs, comma-separated (e.g. 'wan-*,"
+            "preview'). Default: every route whose engine is available on this machine."
+        ),
+    ] = None,
+    concurrency: Annotated[
+        int | None, typer.Option(help="Tasks run at once (default FRAMEGATE_WORKER_CONCURRENCY).")
+    ] = None,
+) -> None:
+    """Run engines only, for a distributed deployment (FRAMEGATE_DISPATCH=distributed): take
+    the jobs of the chosen routes from PostgreSQL until SIGTERM, then let running tasks
+    finish (FRAMEGATE_WORKER_SHUTDOWN_SECONDS) or hand them back."""
+    settings = _settings()
+    if not settings.is_distributed:
+        _fail(
+            "`framegate worker` serves a distributed deployment: set FRAMEGATE_DISPATCH=distributed"
+        )
+    patterns = [p.strip() for p in routes.split(",") if p.strip()] if routes else None
+    slots = concurrency if concurrency is not None else settings.worker_concurrency
+    if slots < 1:
+        _fail("--concurrency must be at least 1")
+
+    async def main() -> None:
+        runtime = await Runtime.create(settings)
+        try:
+            chosen = select_routes(runtime, patterns)
+            cluster = ClusterWorker(runtime, chosen, slots)
+            console.print(
+                f"framegate {__version__} worker {cluster.instance_id}: "
+                f"{', '.join(r.id for r in chosen)} (concurrency {slots})"
+            )
+            await cluster.run()
+        finally:
+            await runtime.close()
+
+    try:
+        asyncio.run(main())
+    except RouteSelectionError as exc:
+        _fail(str(exc))
+
+
+def _settings(**overrides: Any) -> Settings:
+    """The settings, or one error line (and exit 2) when they cannot work together."""
+    settings = Settings(**overrides)
+    try:
+        settings.check_dispatch()
+    except ConfigurationError as exc:
+        _fail(str(exc), code=2)
+    return settings
+
+
+def _fail(message: str, code: int = 1) -> NoReturn:
+    err_console.print(f"[red]error:[/red] {message}", soft_wrap=True)
+    raise typer.Exit(code)
 
 
 @admin_app.command("create-account")

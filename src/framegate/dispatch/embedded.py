@@ -5,11 +5,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
-import socket
 
 from framegate.dispatch.worker import TaskRunner
-from framegate.kit.ids import new_id
+from framegate.kit.ids import process_id
 from framegate.tasks.lifecycle import TaskLifecycle
 from framegate.tasks.signals import TaskSignals
 
@@ -40,7 +38,7 @@ class EmbeddedDispatcher:
         self._poll_seconds = poll_seconds
         self._reaper_interval = reaper_interval_seconds
         self._tasks: list[asyncio.Task[None]] = []
-        self.instance_id = f"{socket.gethostname()}:{os.getpid()}:{new_id('w')[2:12]}"
+        self.instance_id = process_id()
 
     async def start(self) -> None:
         for index in range(self._concurrency):

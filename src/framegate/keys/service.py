@@ -10,10 +10,10 @@ from datetime import timedelta
 from cachetools import TTLCache
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from framegate.db import after_commit
 from framegate.exceptions import Forbidden, InvalidValue, NotFound, Unauthorized
 from framegate.keys.repository import api_key_repository
 from framegate.keys.scopes import ALL_SCOPES, DEFAULT_SCOPES, has_scope
+from framegate.kit.cluster import ClusterBus
 from framegate.kit.crypto import (
     PURPOSE_API_KEY_HASH,
     derive_subkey,
@@ -73,7 +73,13 @@ class APIKeyService:
         cache_seconds: float,
         previous_secrets: Sequence[str] = (),
         unknown_key_seconds: float = 30.0,
+        bus: ClusterBus | None = None,
     ) -> None:
+        # Revocations, rotations and account changes evict verified keys in every process
+        # of the installation once they commit.
+        self._bus = bus or ClusterBus(None)
+        self._bus.subscribe("keys", lambda _: self.forget_cached_keys())
+        self._bus.on_resync(self.forget_cached_keys)
         # Stored hashes are keyed with a subkey of the installation's secret. Keys hashed
         # under an earlier secret (or by versions that keyed with the secret itself) still
         # authenticate, and are re-hashed under the current subkey on first use.
@@ -217,7 +223,7 @@ class APIKeyService:
         now = utcnow()
         if key.revoked_at is None or as_utc(key.revoked_at) > now:
             key.revoked_at = now
-        after_commit(session, self.forget_cached_keys)
+        await self.keys_changed(session)
         return key
 
     async def rotate(
@@ -241,8 +247,13 @@ class APIKeyService:
         )
         old.revoked_at = now + timedelta(seconds=grace_seconds)
         old.rotated_to_id = created.key.id
-        after_commit(session, self.forget_cached_keys)
+        await self.keys_changed(session)
         return created
+
+    async def keys_changed(self, session: AsyncSession) -> None:
+        """Once ``session`` commits, every process forgets the keys it verified (their
+        next use reads the key and its account anew)."""
+        await self._bus.publish(session, "keys")
 
     @staticmethod
     def check_grantable(context: AuthContext, scopes: list[str]) -> None:

@@ -9,9 +9,9 @@ from dataclasses import dataclass
 from limits import RateLimitItemPerMinute
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from framegate.db import after_commit
 from framegate.exceptions import FramegateError, PaymentRequired
 from framegate.keys.service import AuthContext
+from framegate.kit.cluster import ClusterBus
 from framegate.kit.time import utcnow
 from framegate.limits.repository import limits_repository
 from framegate.limits.window import retry_after_seconds, sliding_window_limiter
@@ -44,8 +44,12 @@ class LimitsService:
         defaults: PlanLimits,
         plan_cache_seconds: float,
         read_sessionmaker: async_sessionmaker[AsyncSession],
+        bus: ClusterBus | None = None,
     ) -> None:
         self._read_sessionmaker = read_sessionmaker
+        self._bus = bus or ClusterBus(None)
+        self._bus.subscribe("plans", lambda _: self.forget_plans())
+        self._bus.on_resync(self.forget_plans)
         self._limiter = sliding_window_limiter(storage_url)
         self._defaults = defaults
         self._plan_cache: dict[str, tuple[float, PlanLimits]] = {}
@@ -148,7 +152,7 @@ class LimitsService:
                 updated_at=utcnow(),
             ),
         )
-        after_commit(session, self.forget_plans)
+        await self._bus.publish(session, "plans")
         return plan
 
     async def list_plans(self, session: AsyncSession) -> list[PlanLimits]:

@@ -14,7 +14,9 @@ def sliding_window_limiter(storage_url: str) -> SlidingWindowCounterRateLimiter:
     """A sliding window counter (no burst at window edges, O(1) memory per key) on
     ``storage_url``: in process for memory://, shared between processes for redis://…"""
     async_url = storage_url if storage_url.startswith("async+") else f"async+{storage_url}"
-    return SlidingWindowCounterRateLimiter(storage_from_string(async_url))
+    # Redis through redis-py's asyncio client (the `limits[redis]` extra), not coredis.
+    options = {"implementation": "redispy"} if "+redis" in async_url.split("://")[0] else {}
+    return SlidingWindowCounterRateLimiter(storage_from_string(async_url, **options))
 
 
 async def retry_after_seconds(

@@ -7,7 +7,7 @@ import asyncio
 from alembic import context
 from sqlalchemy.engine import Connection
 
-from framegate.db import create_engine
+from framegate.db import create_engine, framegate_objects
 from framegate.models import Base
 
 target_metadata = Base.metadata
@@ -19,6 +19,7 @@ def _run(connection: Connection) -> None:
         target_metadata=target_metadata,
         render_as_batch=connection.dialect.name == "sqlite",
         compare_type=True,
+        include_name=framegate_objects,
     )
     with context.begin_transaction():
         context.run_migrations()

@@ -10,6 +10,7 @@ from framegate.models.task import TERMINAL_STATUSES, Task, TaskStatus, TaskType
 from framegate.models.upload import Upload
 from framegate.models.webhook_delivery import WebhookDelivery
 from framegate.models.webhook_endpoint import WebhookEndpoint
+from framegate.models.worker import Worker
 
 __all__ = [
     "TERMINAL_STATUSES",
@@ -26,4 +27,5 @@ __all__ = [
     "Upload",
     "WebhookDelivery",
     "WebhookEndpoint",
+    "Worker",
 ]

@@ -246,7 +246,8 @@ async def task_events(
                 last_id, last_status = event_id, task.status
             if terminal:
                 return
-            # Woken at once by changes in this process; re-read each second for others.
-            await runtime.signals.wait_for_change(task_id, 1.0)
+            # Woken at once by changes in this process (and, distributed, in any process);
+            # otherwise re-read each second for changes made elsewhere.
+            await runtime.signals.wait_for_change(task_id, runtime.signals.recheck_after(1.0))
 
     return EventSourceResponse(stream(), ping=runtime.settings.sse_ping_seconds)

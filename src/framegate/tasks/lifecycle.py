@@ -16,6 +16,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from framegate.credits.service import credit_service
 from framegate.db import after_commit, transaction
+from framegate.dispatch.jobs import EmbeddedQueue, JobQueue
+from framegate.kit.cluster import ClusterBus
 from framegate.kit.time import as_utc, utcnow
 from framegate.models import Task, TaskStatus
 from framegate.tasks.repository import task_repository
@@ -47,8 +49,13 @@ class TaskLifecycle:
         lease_seconds: float,
         max_attempts: int,
         retention_days: float,
+        queue: JobQueue | None = None,
+        bus: ClusterBus | None = None,
     ) -> None:
+        # Task changes reach the other processes' watchers (SSE streams, caches).
+        self._bus = bus or ClusterBus(None)
         self._sessionmaker = sessionmaker
+        self._queue: JobQueue = queue or EmbeddedQueue(signals)
         self._read_sessionmaker = read_sessionmaker
         self._signals = signals
         self.lease_seconds = lease_seconds
@@ -59,13 +66,21 @@ class TaskLifecycle:
     def add_sink(self, sink: TaskEventSink) -> None:
         self._sinks.append(sink)
 
+    async def enqueue(self, session: AsyncSession, task: Task) -> None:
+        """Make a newly queued task reach a worker when ``session`` commits."""
+        await self.enqueue_id(session, task.id, _serving_route(task, {}))
+
+    async def enqueue_id(self, session: AsyncSession, task_id: str, route_id: str) -> None:
+        await self._queue.enqueue(session, task_id, route_id)
+
     def _lease_end(self) -> Any:
         return utcnow() + timedelta(seconds=self.lease_seconds)
 
-    async def claim(self, worker_id: str) -> Task | None:
-        """Take the oldest queued task: queued → processing, attempts + 1."""
+    async def claim(self, worker_id: str, task_id: str | None = None) -> Task | None:
+        """Take the oldest queued task (or ``task_id``, if it is queued): queued →
+        processing, attempts + 1."""
         async with transaction(self._sessionmaker) as session:
-            task_id = await task_repository.next_queued_id(session)
+            task_id = task_id or await task_repository.next_queued_id(session)
             if task_id is None:
                 return None
             task = await task_repository.get(session, task_id)
@@ -92,10 +107,11 @@ class TaskLifecycle:
             task = await task_repository.get(session, task_id)
         return task
 
-    async def claim_due(self, worker_id: str) -> Task | None:
-        """Take a parked upstream task whose next poll is due (no attempt is used)."""
+    async def claim_due(self, worker_id: str, task_id: str | None = None) -> Task | None:
+        """Take a parked upstream task whose next poll is due, or ``task_id`` if it is
+        parked (its poll's scheduled job decides when): no attempt is used."""
         async with transaction(self._sessionmaker) as session:
-            task_id = await task_repository.next_due_parked_id(session, utcnow())
+            task_id = task_id or await task_repository.next_due_parked_id(session, utcnow())
             if task_id is None:
                 return None
             task = await task_repository.get(session, task_id)
@@ -132,7 +148,9 @@ class TaskLifecycle:
             "upstream": upstream,
             "engine_task_id": engine_task_id,
         }
-        return await self._record_progress(task, worker_id, progress, values, always=False)
+        return await self._record_progress(
+            task, worker_id, progress, values, always=False, due=until
+        )
 
     async def reroute(self, task: Task, worker_id: str, upstream: dict[str, Any]) -> bool:
         """Move a task to another route (a fallback): back to queued, no upstream job; the
@@ -149,10 +167,18 @@ class TaskLifecycle:
         return await self._record_progress(task, worker_id, progress, values, always=True)
 
     async def _record_progress(
-        self, task: Task, worker_id: str, progress: int, values: dict[str, Any], *, always: bool
+        self,
+        task: Task,
+        worker_id: str,
+        progress: int,
+        values: dict[str, Any],
+        *,
+        always: bool,
+        due: datetime | None = None,
     ) -> bool:
         """Set ``values`` and ``progress`` on a task still ours; the sinks hear of the progress
-        (``always``, or when it changed)."""
+        (``always``, or when it changed). ``due``: parked until then, when its next step is
+        enqueued."""
         async with transaction(self._sessionmaker) as session:
             done = await self._update_if_ours(
                 session,
@@ -163,6 +189,8 @@ class TaskLifecycle:
             if done and (always or progress != task.progress):
                 for sink in self._sinks:
                     await sink.task_progressed(session, task, progress)
+            if done and due is not None:
+                await self._queue.enqueue(session, task.id, _serving_route(task, values), at=due)
         return done
 
     async def complete(
@@ -263,7 +291,7 @@ class TaskLifecycle:
                 },
             )
             if done:
-                after_commit(session, self._signals.task_queued)
+                await self._queue.enqueue(session, task.id, _serving_route(task, extra_values))
         return done
 
     async def cancel(self, account_id: str, task_id: str) -> Task | None:
@@ -356,6 +384,8 @@ class TaskLifecycle:
         done = await task_repository.compare_and_set(session, task_id, **cas)
         if done:
             after_commit(session, functools.partial(self._signals.task_changed, task_id))
+            if self._bus.distributed:
+                await self._bus.publish(session, "task", task_id)
         return done
 
     async def _update_if_ours(
@@ -402,3 +432,11 @@ def _elapsed_ms(task: Task, now: Any) -> int | None:
     if task.started_at is None:
         return None
     return max(0, int((now - as_utc(task.started_at)).total_seconds() * 1000))
+
+
+def _serving_route(task: Task, values: dict[str, Any]) -> str:
+    """The route whose workers take the task's next step: the one it was moved to (a
+    fallback, in ``values`` or on the task), else its model."""
+    upstream = values.get("upstream", task.upstream) or {}
+    route: str = upstream.get("route") or task.model
+    return route

@@ -370,8 +370,8 @@ class TaskService:
             if prepared:
                 await self._storage.delete_prefix(input_key(task.id, ""))
             raise
-        # A worker that woke before the commit would not find the task.
-        after_commit(session, self._signals.task_queued)
+        # Committed with the task (a worker that woke before the commit would not find it).
+        await self._lifecycle.enqueue(session, task)
         return task
 
     async def cancel(self, account_id: str, task_id: str) -> Task:
@@ -472,7 +472,8 @@ class TaskService:
             if TaskStatus(task.status).is_terminal() or remaining <= 0:
                 return task
             # Woken at once by a change in this process; re-read regularly for the others.
-            await self._signals.wait_for_change(task.id, min(0.5, remaining))
+            recheck = self._signals.recheck_after(0.5)
+            await self._signals.wait_for_change(task.id, min(recheck, remaining))
 
     async def _entry(self, account_id: str, task_id: str) -> _CachedTask:
         entry = self._cache.get(task_id) if self._cache is not None else None

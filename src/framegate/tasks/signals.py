@@ -7,9 +7,16 @@ import contextlib
 from collections import defaultdict
 from collections.abc import Callable
 
+# With changes announced across processes, waiters still re-read this often, in case a
+# message was lost with no reconnect to tell (belt and braces, not the way changes arrive).
+_SAFETY_RECHECK_SECONDS = 30.0
+
 
 class TaskSignals:
     def __init__(self) -> None:
+        # Set when changes made by other processes are announced here too (distributed
+        # mode's PostgreSQL notifications): waiters need not re-read the database.
+        self.announced_across_processes = False
         self._queued = asyncio.Event()
         self._changed: dict[str, set[asyncio.Event]] = defaultdict(set)
         self._listeners: list[Callable[[str], None]] = []
@@ -25,6 +32,18 @@ class TaskSignals:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._queued.wait(), timeout)
         self._queued.clear()
+
+    def recheck_after(self, seconds: float) -> float:
+        """How long a waiter may wait for a change before re-reading: ``seconds`` while
+        other processes' changes are not announced here, a long safety interval once they
+        are."""
+        return _SAFETY_RECHECK_SECONDS if self.announced_across_processes else seconds
+
+    def wake_all(self) -> None:
+        """Wake every waiter: changes may have been missed (they re-read)."""
+        for events in self._changed.values():
+            for event in events:
+                event.set()
 
     def task_changed(self, task_id: str) -> None:
         for listener in self._listeners:
