@@ -74,8 +74,9 @@ def cli_json(env: dict[str, str], *args: str) -> Any:
 
 
 class Server:
-    def __init__(self, env: dict[str, str], port: int, log: Path) -> None:
-        self.env, self.port, self.log = env, port, log
+    def __init__(self, env: dict[str, str], port: int, log: Path, *args: str) -> None:
+        """``args``: more `framegate serve` options (e.g. --with-worker)."""
+        self.env, self.port, self.log, self.args = env, port, log, args
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -85,7 +86,7 @@ class Server:
     def start(self, timeout: float = 60) -> None:
         with self.log.open("ab") as log:
             self.process = subprocess.Popen(
-                [FRAMEGATE, "serve", "--host", "127.0.0.1", "--port", str(self.port)],
+                [FRAMEGATE, "serve", "--host", "127.0.0.1", "--port", str(self.port), *self.args],
                 env=self.env,
                 stdout=log,
                 stderr=subprocess.STDOUT,

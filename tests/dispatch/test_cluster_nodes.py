@@ -154,3 +154,41 @@ def test_two_nodes_share_one_rate_limit(tmp_path: Path) -> None:
             assert seen.count(200) <= 4 and seen[-2:] == [429, 429], seen
     finally:
         store.flushdb()
+
+
+def test_an_api_node_with_a_worker_serves_alone(tmp_path: Path) -> None:
+    """`serve --with-worker`: a one-machine distributed deployment runs its own tasks."""
+    with throwaway_database("postgresql") as database_url:
+        env = environment(
+            tmp_path / "data",
+            database_url,
+            FRAMEGATE_DISPATCH="distributed",
+            FRAMEGATE_SECRET_KEY="s" * 48,
+        )
+        server = Server(env, free_port(), tmp_path / "node.log", "--with-worker")
+        try:
+            server.start()
+            owner = cli_json(env, "admin", "create-account", "--name", "w", "--credits", "10")
+            headers = bearer(owner["api_key"])
+            body = {"model": "preview", "prompt": "one box", "duration": 1, "size": "64x64"}
+            with httpx.Client(timeout=30) as client:
+                task = client.post(
+                    f"{server.url}/v1/async/videos/generations", json=body, headers=headers
+                ).json()
+
+                def finished() -> dict | None:
+                    current = client.get(f"{server.url}/v1/tasks/{task['id']}", headers=headers)
+                    state: dict = current.json()
+                    return state if state["status"] in ("completed", "failed") else None
+
+                done = wait_until_sync(finished, 60, lambda: server.log.read_text()[-2000:])
+                assert done["status"] == "completed", done
+
+                def listed() -> bool:
+                    models = client.get(f"{server.url}/v1/models", headers=headers).json()
+                    return bool({m["id"]: m["available"] for m in models["data"]}["preview"])
+
+                # The node re-reads the live workers every FRAMEGATE_WORKER_HEARTBEAT_SECONDS.
+                wait_until_sync(listed, 15, "preview listed as available", interval=0.2)
+        finally:
+            server.stop()
