@@ -192,3 +192,50 @@ def test_an_api_node_with_a_worker_serves_alone(tmp_path: Path) -> None:
                 wait_until_sync(listed, 15, "preview listed as available", interval=0.2)
         finally:
             server.stop()
+
+
+def test_a_task_cancelled_on_an_api_node_stops_on_its_worker(tmp_path: Path) -> None:
+    """The cancel is a compare-and-set on the API node; the worker process sees it at its
+    next lease renewal, stops the engine and gives its slot to the next task."""
+    with cluster(tmp_path, 1) as (env, (api,)):
+        owner = cli_json(env, "admin", "create-account", "--name", "c", "--credits", "100")
+        headers = bearer(owner["api_key"])
+        long = {
+            "model": "preview",
+            "prompt": "long",
+            "duration": 10,
+            "size": "1920x1080",
+            "fps": 30,
+        }
+        small = {"model": "preview", "prompt": "next", "duration": 1, "size": "64x64"}
+        log = tmp_path / "worker.log"
+        with (
+            httpx.Client(timeout=30) as client,
+            worker(env, log, "--routes", "preview", "--concurrency", "1"),
+        ):
+            submit = f"{api.url}/v1/async/videos/generations"
+            task = client.post(submit, json=long, headers=headers).json()
+
+            def state(task_id: str) -> dict:
+                found: dict = client.get(f"{api.url}/v1/tasks/{task_id}", headers=headers).json()
+                return found
+
+            wait_until_sync(
+                lambda: state(task["id"])["progress"] > 0, 60, lambda: log.read_text()[-2000:]
+            )
+            cancelled = client.post(f"{api.url}/v1/tasks/{task['id']}/cancel", headers=headers)
+            assert cancelled.json()["status"] == "cancelled", cancelled.text
+            # The one slot comes free: a later task completes long before the 10 s clip would.
+            after = client.post(submit, json=small, headers=headers).json()
+            done = wait_until_sync(
+                lambda: (s := state(after["id"]))["status"] == "completed" and s,
+                60,
+                lambda: log.read_text()[-2000:],
+            )
+            assert done["attempts"] == 1
+            # Stopped, not rendered to the end and thrown away.
+            assert f"task {task['id']} stopped" in log.read_text(), log.read_text()[-2000:]
+            final = state(task["id"])
+            assert final["status"] == "cancelled" and final["result"] is None, final
+            credits = client.get(f"{api.url}/v1/credits", headers=headers).json()
+            assert credits["held"] == 0, credits

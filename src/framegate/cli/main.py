@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
+import logging
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Any, NoReturn, TypeVar
 
@@ -143,6 +144,11 @@ def worker(
         _fail(
             "`framegate worker` serves a distributed deployment: set FRAMEGATE_DISPATCH=distributed"
         )
+    # What the worker does (tasks stopped, jobs run again, leases lost) goes to stderr.
+    logging.basicConfig(
+        level=settings.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
     patterns = [p.strip() for p in routes.split(",") if p.strip()] if routes else None
     slots = concurrency if concurrency is not None else settings.worker_concurrency
     if slots < 1:
