@@ -25,11 +25,11 @@ from typing import TYPE_CHECKING, Any
 import procrastinate
 from sqlalchemy import delete, select, text
 from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.engine import make_url
 
 from framegate.catalog.schemas import ModelRoute
 from framegate.db import transaction
 from framegate.dispatch.jobs import MAINTENANCE_QUEUE, RUN_TASK, route_queue
+from framegate.kit.cluster import asyncpg_dsn
 from framegate.kit.ids import process_id
 from framegate.kit.time import utcnow
 from framegate.models import Worker
@@ -87,12 +87,6 @@ def select_routes(runtime: Runtime, patterns: list[str] | None) -> list[ModelRou
             if route not in chosen:
                 chosen.append(route)
     return chosen
-
-
-def procrastinate_conninfo(database_url: str) -> str:
-    """libpq's form of framegate's SQLAlchemy URL (``postgresql+asyncpg://…``)."""
-    url = make_url(database_url).set(drivername="postgresql")
-    return url.render_as_string(hide_password=False)
 
 
 def _every(seconds: float) -> str:
@@ -154,7 +148,8 @@ class ClusterWorker:
         settings = runtime.settings
         self.app = procrastinate.App(
             connector=procrastinate.PsycopgConnector(
-                conninfo=procrastinate_conninfo(settings.resolved_database_url),
+                # libpq's form of the URL (ssl → sslmode, SQLAlchemy-only options dropped).
+                conninfo=asyncpg_dsn(settings.resolved_database_url),
                 min_size=1,
                 max_size=concurrency + 3,
             )
