@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from framegate.accounts.service import AccountService
-from framegate.catalog.health import RouteHealth
+from framegate.catalog.health import RouteHealth, SharedRouteHealth
 from framegate.catalog.service import Catalog, load_routes
 from framegate.config import Settings
 from framegate.db import (
@@ -85,9 +85,16 @@ class Runtime:
         sessionmaker = create_sessionmaker(db_engine)
         read_sessionmaker = create_read_sessionmaker(db_engine)
         engines = engines or default_engines(settings)
-        health = RouteHealth(
-            failures_to_open=settings.breaker_failures,
-            cooldown_seconds=settings.breaker_cooldown_seconds,
+        # Messages between the processes of a distributed installation (task changes, cache
+        # evictions, breakers); within this process only otherwise.
+        bus = ClusterBus(settings.resolved_database_url if settings.is_distributed else None)
+        failures, cooldown = settings.breaker_failures, settings.breaker_cooldown_seconds
+        health = (
+            SharedRouteHealth(
+                sessionmaker, bus, failures_to_open=failures, cooldown_seconds=cooldown
+            )
+            if bus.distributed
+            else RouteHealth(failures_to_open=failures, cooldown_seconds=cooldown)
         )
         catalog = Catalog(load_routes(settings.catalog_file), engines, health)
         await engines.prepare()
@@ -98,9 +105,6 @@ class Runtime:
             settings.signed_url_ttl_seconds,
             previous_secrets=settings.previous_secret_keys,
         )
-        # Messages between the processes of a distributed installation (task changes, cache
-        # evictions); within this process only otherwise.
-        bus = ClusterBus(settings.resolved_database_url if settings.is_distributed else None)
         keys = APIKeyService(
             secret,
             bus=bus,
@@ -132,6 +136,8 @@ class Runtime:
             bus.subscribe("task", signals.task_changed)
             bus.on_resync(signals.wake_all)
             signals.announced_across_processes = True
+            if isinstance(health, SharedRouteHealth):
+                await health.start()
             await bus.start()
         limits = LimitsService(
             storage_url=settings.rate_limit_storage_url,

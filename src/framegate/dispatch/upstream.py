@@ -127,7 +127,7 @@ class UpstreamStep:
         health = self._catalog.health
         try:
             if task.engine_task_id is None:
-                if not health.allow(route.id):
+                if not await health.allow(route.id):
                     await self._unavailable(task, worker_id, route, engine, state)
                     return None
                 job = await engine.submit(request)
@@ -168,7 +168,7 @@ class UpstreamStep:
         except UpstreamError as exc:
             await self._on_error(task, worker_id, route, engine, state, exc, submitted=True)
             return None
-        health.success(route.id)
+        await health.success(route.id)
         return [output]
 
     # -- outcomes ------------------------------------------------------------------------
@@ -222,7 +222,7 @@ class UpstreamStep:
             return
         if exc.retriable and not job_failed:
             if exc.code != UPSTREAM_RATE_LIMITED:
-                health.failure(route.id)
+                await health.failure(route.id)
                 # Before the job exists upstream, a healthy fallback can take it now.
                 if not submitted and await self._fall_back(task, worker_id, route, state, exc):
                     return
@@ -244,7 +244,7 @@ class UpstreamStep:
             await self._park(task, worker_id, state, task.engine_task_id, delay, task.progress)
             return
         if exc.code != UPSTREAM_INVALID:
-            health.failure(route.id)
+            await health.failure(route.id)
         if await self._fall_back(task, worker_id, route, state, exc):
             return
         await self._fail(task, worker_id, exc)

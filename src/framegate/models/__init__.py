@@ -6,6 +6,7 @@ from framegate.models.base import Base
 from framegate.models.idempotency_key import IdempotencyKey
 from framegate.models.ledger_entry import LedgerEntry, LedgerKind
 from framegate.models.plan import Plan
+from framegate.models.route_breaker import RouteBreaker
 from framegate.models.task import TERMINAL_STATUSES, Task, TaskStatus, TaskType
 from framegate.models.upload import Upload
 from framegate.models.webhook_delivery import WebhookDelivery
@@ -21,6 +22,7 @@ __all__ = [
     "LedgerEntry",
     "LedgerKind",
     "Plan",
+    "RouteBreaker",
     "Task",
     "TaskStatus",
     "TaskType",

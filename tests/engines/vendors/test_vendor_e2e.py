@@ -330,7 +330,7 @@ async def test_breaker_opens_after_consecutive_failures(
     fake.script("succeed")
     other = await submit(vclient, tenant, "pixverse-v5")
     assert (await wait_for_task(vclient, tenant, other["id"], timeout=60))["status"] == "completed"
-    vapp.state.runtime.catalog.health.success("pixverse-breaker")
+    await vapp.state.runtime.catalog.health.success("pixverse-breaker")
 
 
 async def test_an_open_breaker_sends_new_tasks_to_the_fallback(
@@ -338,13 +338,13 @@ async def test_an_open_breaker_sends_new_tasks_to_the_fallback(
 ) -> None:
     health = vapp.state.runtime.catalog.health
     for _ in range(3):
-        health.failure("veo-with-fallback")
+        await health.failure("veo-with-fallback")
     submitted_before = fakes["veo"].submitted
     task = await submit(vclient, tenant, "veo-with-fallback", duration=4)
     finished = await wait_for_task(vclient, tenant, task["id"], timeout=60)
     assert finished["status"] == "completed" and finished["served_by"] == "preview"
     assert fakes["veo"].submitted == submitted_before
-    health.success("veo-with-fallback")
+    await health.success("veo-with-fallback")
 
 
 async def test_parked_tasks_hold_no_worker_slot(
