@@ -24,6 +24,7 @@ from framegate.engines.preview import PreviewEngine
 from framegate.engines.registry import EngineRegistry
 from framegate.runtime import Runtime
 from tests.engines_for_tests import FailingEngine, GatedEngine
+from tests.s3server import S3Server, seaweedfs
 from tests.waiting import wait_until
 
 POSTGRES_ADMIN_DSN = os.environ.get(
@@ -68,6 +69,14 @@ def postgres_url() -> Iterator[str]:
     base = POSTGRES_ADMIN_DSN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://")
     yield f"{base}/{name}"
     asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@pytest.fixture(scope="session")
+def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
+    """One SeaweedFS S3 server on loopback for the whole run (each test takes a fresh bucket
+    with ``s3_server.new_bucket()``)."""
+    with seaweedfs(tmp_path_factory.mktemp("seaweedfs")) as server:
+        yield server
 
 
 @pytest.fixture(scope="session", params=BACKENDS)

@@ -17,6 +17,8 @@ from framegate.kit.addresses import parse_networks
 from framegate.kit.safe_fetch import FetchPolicy
 
 _SECRET_FILE = "secret.key"
+# SigV4 presigned URLs expire after at most 7 days.
+MAX_PRESIGN_SECONDS = 7 * 24 * 3600
 
 
 class ConfigurationError(Exception):
@@ -111,7 +113,22 @@ class Settings(BaseSettings):
     # How long POST /v1/images/generations waits for the image before answering 202.
     image_sync_timeout_seconds: float = Field(default=60.0, ge=0)
 
+    # How long a result URL (the API's signed /v1/files link, or the bucket's presigned URL)
+    # stays valid; a fresh one comes with every read of the task.
     signed_url_ttl_seconds: int = Field(default=3600, gt=0)
+    # Where outputs, thumbnails, uploads and kept input images live. local: data_dir/files,
+    # served by the API. s3: an S3-compatible bucket, served by presigned URLs (credentials
+    # through the standard AWS variables: AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY,
+    # AWS_SESSION_TOKEN, web identity, container or instance credentials).
+    storage: Literal["local", "s3"] = "local"
+    s3_bucket: str = ""
+    # Empty: AWS. Set for R2, MinIO, SeaweedFS... (path-style requests).
+    s3_endpoint_url: str = ""
+    s3_region: str = "us-east-1"
+    # Keys under this prefix ("" = the bucket's root).
+    s3_prefix: str = ""
+    # A CDN in front of the bucket: result URLs use this origin (presigned query kept).
+    s3_public_base_url: str = ""
     # In-process caches of verified API keys and polled tasks. Changes made by this process
     # take effect at once; those made by another process (a CLI revoke, a second server)
     # within this many seconds. 0 turns the caches off.
@@ -222,13 +239,36 @@ class Settings(BaseSettings):
     def is_distributed(self) -> bool:
         return self.dispatch == "distributed"
 
-    def check_dispatch(self) -> None:
+    def check(self) -> None:
         """Refuse a deployment that cannot work, in one line (raises ConfigurationError)."""
+        self._check_dispatch()
+        self._check_storage()
+
+    def _check_dispatch(self) -> None:
         if self.is_distributed and self.is_sqlite:
             raise ConfigurationError(
                 "FRAMEGATE_DISPATCH=distributed needs PostgreSQL: set FRAMEGATE_DATABASE_URL "
                 "to postgresql+asyncpg://USER@HOST/DB (SQLite serves one machine only)"
             )
+
+    def _check_storage(self) -> None:
+        if self.storage != "s3":
+            return
+        if not self.s3_bucket:
+            raise ConfigurationError(
+                "FRAMEGATE_STORAGE=s3 needs FRAMEGATE_S3_BUCKET (the bucket's name)"
+            )
+        if self.signed_url_ttl_seconds > MAX_PRESIGN_SECONDS:
+            raise ConfigurationError(
+                f"FRAMEGATE_SIGNED_URL_TTL_SECONDS is {self.signed_url_ttl_seconds}: presigned "
+                f"S3 URLs are valid for at most {MAX_PRESIGN_SECONDS} s (7 days)"
+            )
+        for name in ("s3_endpoint_url", "s3_public_base_url"):
+            value = getattr(self, name)
+            if value and not value.startswith(("http://", "https://")):
+                raise ConfigurationError(
+                    f"FRAMEGATE_{name.upper()} must be an http:// or https:// URL, not {value!r}"
+                )
 
     @property
     def resolved_models_dir(self) -> Path:

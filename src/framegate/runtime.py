@@ -36,7 +36,9 @@ from framegate.kit.cluster import ClusterBus
 from framegate.limits.clients import ClientLimiter
 from framegate.limits.service import LimitsService, PlanLimits
 from framegate.storage.base import Storage
+from framegate.storage.links import FileLinks
 from framegate.storage.local import LocalStorage
+from framegate.storage.s3 import S3Storage
 from framegate.storage.signing import URLSigner
 from framegate.tasks.jobs import RetentionSweeper
 from framegate.tasks.lifecycle import TaskLifecycle
@@ -57,6 +59,7 @@ class Runtime:
     catalog: Catalog
     storage: Storage
     signer: URLSigner
+    links: FileLinks
     keys: APIKeyService
     accounts: AccountService
     tasks: TaskService
@@ -77,7 +80,7 @@ class Runtime:
     async def create(
         cls, settings: Settings, *, engines: EngineRegistry | None = None, migrate: bool = True
     ) -> Runtime:
-        settings.check_dispatch()
+        settings.check()
         settings.ensure_data_dir()
         if migrate:
             await upgrade_database_async(settings.resolved_database_url)
@@ -98,13 +101,14 @@ class Runtime:
         )
         catalog = Catalog(load_routes(settings.catalog_file), engines, health)
         await engines.prepare()
-        storage = LocalStorage(settings.storage_dir)
+        storage = make_storage(settings)
         secret = settings.effective_secret_key
         signer = URLSigner(
             secret,
             settings.signed_url_ttl_seconds,
             previous_secrets=settings.previous_secret_keys,
         )
+        links = FileLinks(storage, signer)
         keys = APIKeyService(
             secret,
             bus=bus,
@@ -164,7 +168,7 @@ class Runtime:
             limits=limits,
             catalog=catalog,
             storage=storage,
-            signer=signer,
+            links=links,
             fetch_policy=settings.fetch_policy,
             max_image_pixels=settings.input_image_max_pixels,
             default_deadline_seconds=settings.task_deadline_seconds,
@@ -195,6 +199,7 @@ class Runtime:
             catalog=catalog,
             storage=storage,
             signer=signer,
+            links=links,
             keys=keys,
             accounts=AccountService(keys),
             tasks=tasks,
@@ -228,7 +233,7 @@ class Runtime:
                     total_timeout=600.0,
                 ),
                 public_url=settings.public_url,
-                signer=self.signer,
+                links=self.links,
             ),
         )
 
@@ -312,3 +317,17 @@ class Runtime:
         await self.bus.stop()
         await asyncio.to_thread(self.engines.close)
         await self.db_engine.dispose()
+
+
+def make_storage(settings: Settings) -> Storage:
+    """The storage the settings name: the data directory, or an S3-compatible bucket."""
+    if settings.storage == "s3":
+        return S3Storage(
+            settings.s3_bucket,
+            endpoint_url=settings.s3_endpoint_url,
+            region=settings.s3_region,
+            prefix=settings.s3_prefix,
+            public_base_url=settings.s3_public_base_url,
+            url_ttl_seconds=settings.signed_url_ttl_seconds,
+        )
+    return LocalStorage(settings.storage_dir)

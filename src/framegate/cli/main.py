@@ -17,6 +17,7 @@ from rich.table import Table
 from framegate import __version__
 from framegate.app import create_app
 from framegate.cli.models import models_app
+from framegate.cli.storage import storage_app
 from framegate.config import ConfigurationError, Settings
 from framegate.db import transaction, upgrade_database
 from framegate.dispatch.distributed import ClusterWorker, RouteSelectionError, select_routes
@@ -35,6 +36,7 @@ admin_app = typer.Typer(help="Operator commands: accounts and credits.", no_args
 keys_app = typer.Typer(help="API keys of an account.", no_args_is_help=True)
 app.add_typer(admin_app, name="admin")
 app.add_typer(keys_app, name="keys")
+app.add_typer(storage_app, name="storage")
 # generate, tasks, models, credits, estimate (the SDK's); `models` also pulls weights.
 register_client_commands(app, models_app=models_app)
 
@@ -177,7 +179,7 @@ def _settings(**overrides: Any) -> Settings:
     """The settings, or one error line (and exit 2) when they cannot work together."""
     settings = Settings(**overrides)
     try:
-        settings.check_dispatch()
+        settings.check()
     except ConfigurationError as exc:
         _fail(str(exc), code=2)
     return settings

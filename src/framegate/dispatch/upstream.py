@@ -50,6 +50,7 @@ from framegate.kit.images import image_decoding
 from framegate.kit.safe_fetch import FetchPolicy
 from framegate.kit.time import as_utc, utcnow
 from framegate.models import Task
+from framegate.storage.links import FileLinks
 from framegate.tasks.lifecycle import TaskLifecycle
 
 log = logging.getLogger(__name__)
@@ -65,7 +66,7 @@ class UpstreamOptions:
     max_poll_seconds: float
     download_policy: FetchPolicy
     public_url: str = ""
-    signer: Any = None
+    links: FileLinks | None = None
     # Frames larger than this are not decoded (the same cap as input images).
     max_pixels: int = 40_000_000
     # Unused: the base interval is each engine's ``poll_interval`` (which the operator's
@@ -436,10 +437,11 @@ def _thumbnail_size(width: int, height: int) -> tuple[int, int]:
 
 
 def signed_input_url(options: UpstreamOptions, key: str | None) -> str | None:
-    """A public signed URL of a stored input image, for vendors that fetch by URL."""
-    if not key or not options.public_url or options.signer is None:
+    """A URL of a stored input image that a vendor can fetch (the bucket's presigned URL,
+    or the API's signed link under FRAMEGATE_PUBLIC_URL); None when there is none."""
+    if not key or options.links is None:
         return None
-    return options.public_url.rstrip("/") + str(options.signer.sign_path(key))
+    return options.links.public_url(key, options.public_url)
 
 
 async def cancel_upstream(catalog: Catalog, engines: EngineRegistry, task: Task) -> None:

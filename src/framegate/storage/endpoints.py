@@ -1,11 +1,13 @@
-"""Serves stored files behind signed, expiring URLs (local storage backend)."""
+"""Serves stored files behind signed, expiring URLs: from the data directory (local
+storage), or by a redirect to the bucket's presigned URL (object storage: links handed out
+before the outputs moved to a bucket keep working until they expire)."""
 
 from __future__ import annotations
 
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Request
-from fastapi.responses import FileResponse
+from fastapi.responses import FileResponse, RedirectResponse, Response
 
 from framegate.dependencies import RuntimeDep
 from framegate.exceptions import Forbidden, Gone, NotFound, error_responses
@@ -27,6 +29,7 @@ _CONTENT_TYPES = {
     response_class=FileResponse,
     responses={
         200: {"content": {"video/mp4": {}, "image/jpeg": {}, "image/png": {}}},
+        307: {"description": "The file is in object storage: its presigned URL"},
         **error_responses(403, 404, 410, 429),
     },
     summary="Download an output",
@@ -37,7 +40,7 @@ async def get_file(
     runtime: RuntimeDep,
     expires: Annotated[int, Query()],
     signature: Annotated[str, Query(max_length=128)],
-) -> FileResponse:
+) -> Response:
     """A signed output URL as found in a task's result; tampered or expired links get 403."""
     problem = runtime.signer.verify(key, expires, signature)
     if problem == "expired":
@@ -52,8 +55,11 @@ async def get_file(
         raise Forbidden("Invalid signature for this URL.", code="invalid_signature")
     try:
         path = runtime.storage.local_path(key)
+        direct = None if path is not None else runtime.storage.presigned_url(key)
     except ValueError:
-        path = None
+        path = direct = None
+    if direct is not None and await runtime.storage.exists(key):
+        return RedirectResponse(direct, status_code=307)
     if path is None or not path.is_file():
         if await runtime.tasks.outputs_expired(key):
             raise Gone(

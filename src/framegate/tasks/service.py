@@ -8,11 +8,13 @@ tasks go through the task cache and its own read sessions (the polled path)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import math
 import secrets
+import tempfile
 import time
-from collections.abc import Callable, Coroutine, Mapping
+from collections.abc import AsyncIterator, Callable, Coroutine, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -35,8 +37,8 @@ from framegate.kit.views import from_row
 from framegate.limits.service import LimitsService, PlanLimits
 from framegate.models import Task, TaskStatus, TaskType
 from framegate.models.task import TERMINAL_STATUSES
-from framegate.storage.base import Storage, input_key, output_key
-from framegate.storage.signing import URLSigner
+from framegate.storage.base import Storage, StoredObject, input_key, output_key
+from framegate.storage.links import FileLinks
 from framegate.tasks.lifecycle import TaskLifecycle
 from framegate.tasks.repository import task_repository
 from framegate.tasks.schemas import (
@@ -108,7 +110,7 @@ class TaskService:
         limits: LimitsService,
         catalog: Catalog,
         storage: Storage,
-        signer: URLSigner,
+        links: FileLinks,
         fetch_policy: FetchPolicy,
         max_image_pixels: int,
         default_deadline_seconds: float,
@@ -134,7 +136,7 @@ class TaskService:
         self._default_deadline_seconds = default_deadline_seconds
         self.catalog = catalog
         self._storage = storage
-        self._signer = signer
+        self._links = links
         self._fetch_policy = fetch_policy
         self._max_image_pixels = max_image_pixels
         self._read_sessionmaker = read_sessionmaker
@@ -412,13 +414,30 @@ class TaskService:
         after_commit(session, lambda: self._signals.task_changed(task.id))
         return marked
 
-    async def stored_file(self, key: str) -> Path | bytes:
-        """A task's stored file: its local path where storage keeps one, else its bytes."""
-        try:
-            path = self._storage.local_path(key)
-        except ValueError:
-            path = None
-        return path if path is not None else await self._storage.get_bytes(key)
+    async def stored_file(self, key: str) -> Path | StoredObject:
+        """A task's stored file: its local path where storage keeps one, else the object to
+        stream. FileNotFoundError once it is deleted."""
+        path = self._storage.local_path(key)
+        if path is None:
+            return await self._storage.open(key)
+        if not path.is_file():
+            raise FileNotFoundError(key)
+        return path
+
+    @contextlib.asynccontextmanager
+    async def local_copy(self, key: str) -> AsyncIterator[Path]:
+        """A task's stored file as a local path for the block (a temporary copy where the
+        storage keeps none). FileNotFoundError once it is deleted."""
+        path = self._storage.local_path(key)
+        if path is not None:
+            if not path.is_file():
+                raise FileNotFoundError(key)
+            yield path
+            return
+        with tempfile.TemporaryDirectory(prefix="framegate-") as scratch:
+            path = Path(scratch) / key.rsplit("/", 1)[-1]
+            await self._storage.download(key, path)
+            yield path
 
     async def stored_input(self, key: str) -> bytes | None:
         """A task's stored input image (None once it is deleted)."""
@@ -545,11 +564,11 @@ class TaskService:
     def _output(self, item: dict[str, Any], absolute: Callable[[str], str]) -> TaskOutput:
         thumbnail = item.get("thumbnail_key")
         return TaskOutput(
-            url=absolute(self._signer.sign_path(item["key"])),
+            url=self._links.url(item["key"], absolute),
             content_type=item["content_type"],
             width=item["width"],
             height=item["height"],
-            thumbnail_url=absolute(self._signer.sign_path(thumbnail)) if thumbnail else None,
+            thumbnail_url=self._links.url(thumbnail, absolute) if thumbnail else None,
             duration=item.get("duration"),
             fps=item.get("fps"),
             num_frames=item.get("num_frames"),

@@ -46,7 +46,7 @@ _MULTIPART_BODY: dict[str, Any] = {
 
 
 def _view(upload: Upload, runtime: Runtime, absolute: Callable[[str], str]) -> UploadObject:
-    url = None if is_expired(upload) else absolute(runtime.signer.sign_path(upload.key))
+    url = None if is_expired(upload) else runtime.links.url(upload.key, absolute)
     return from_row(UploadObject, upload, url=url)
 
 

@@ -13,7 +13,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request, Response
 from fastapi import Path as PathParam
-from fastapi.responses import FileResponse
+from fastapi.responses import FileResponse, StreamingResponse
 from pydantic import ValidationError
 
 from framegate.compat.base import SECURITY, TaskReader, VideoWriter
@@ -389,8 +389,11 @@ _CONTENT = {
 
 
 async def _render_frames(runtime: Runtime, key: str, **grid: int) -> Response:
-    source = await runtime.tasks.stored_file(key)
-    data = await asyncio.to_thread(frame_grid, source, **grid)
+    try:
+        async with runtime.tasks.local_copy(key) as source:
+            data = await asyncio.to_thread(frame_grid, source, **grid)
+    except FileNotFoundError:
+        raise _content_gone() from None
     return Response(data, media_type=_JPEG, headers={"Cache-Control": "private, max-age=300"})
 
 
@@ -436,10 +439,18 @@ async def download_video_content(
             )
         key, media_type = output["thumbnail_key"], _JPEG
     headers = {"Cache-Control": "private, max-age=300"}
-    source = await runtime.tasks.stored_file(key)
+    try:
+        source = await runtime.tasks.stored_file(key)
+    except FileNotFoundError:
+        raise _content_gone() from None
     if isinstance(source, Path):
         return FileResponse(source, media_type=media_type, headers=headers)
-    return Response(source, media_type=media_type, headers=headers)
+    headers["Content-Length"] = str(source.size)
+    return StreamingResponse(source.chunks, media_type=media_type, headers=headers)
+
+
+def _content_gone() -> NotFound:
+    return NotFound("This video's content is no longer stored.", code="video_content_missing")
 
 
 # ---------------------------------------------------------------------------------------------

@@ -346,7 +346,7 @@ async def upload_image(
             param="image",
             code="missing_parameter",
         )
-    url = absolute(runtime.signer.sign_path(upload.key))
+    url = runtime.links.url(upload.key, absolute)
     return PixVerseUploadResponse(
         Resp=PixVerseUploadedImage(img_id=_alias(upload.number), img_url=url)
     )
