@@ -136,7 +136,8 @@ def seaweedfs(directory: Path) -> Iterator[S3Server]:
         "-s3.port.lance=0",
         "-master.volumeSizeLimitMB=64",
         "-master.telemetry=false",
-        "-volume.max=32",
+        # Volumes are sparse files; each bucket claims several on its first write.
+        "-volume.max=400",
         "-volume.preStopSeconds=0",
         *(f"-{option}={port}" for option, port in ports.items()),
     ]

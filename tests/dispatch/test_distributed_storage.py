@@ -71,9 +71,7 @@ def test_api_node_and_worker_sharing_no_directory_complete_an_upload_task(
         cluster.check_settled(client, {task["id"]: finished})
 
         keys = {
-            str(meta["path"])
-            for page in obstore.list(s3_server.store(bucket))
-            for meta in page
+            str(meta["path"]) for page in obstore.list(s3_server.store(bucket)) for meta in page
         }
         assert any(k.startswith(f"outputs/{task['id']}/") for k in keys), keys
         assert any(k.startswith(f"inputs/{task['id']}/") for k in keys), keys

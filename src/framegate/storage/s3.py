@@ -51,6 +51,10 @@ class S3Storage:
             if self._endpoint:
                 # Self-hosted servers and R2 answer path-style requests on their endpoint.
                 options.update(endpoint=self._endpoint, virtual_hosted_style_request=False)
+            else:
+                # AWS: https://<bucket>.s3.<region>.amazonaws.com/<key>, so that a CDN whose
+                # origin is the bucket serves the same path.
+                options.update(virtual_hosted_style_request=True)
             client = {"allow_http": True} if self._endpoint.startswith("http://") else None
             store = S3Store(
                 bucket,
@@ -133,15 +137,16 @@ class S3Storage:
     async def delete_prefix(self, prefix: str) -> int:
         """Delete every object under ``prefix`` (a key or a folder ending in ``/``); deleting
         what is already gone is no error, so a purge or a sweep may run twice."""
-        check_key(prefix.rstrip("/"))
+        folder = prefix.rstrip("/")
+        check_key(folder)
         deleted = 0
         batch: list[str] = []
-        async for page in obstore.list(self._store, prefix, chunk_size=DELETE_BATCH):
-            for meta in page:
-                path = str(meta["path"])
-                # A key prefix "outputs/ab" must not take "outputs/abc...".
-                if prefix.endswith("/") or path == prefix or path.startswith(prefix + "/"):
-                    batch.append(path)
+        # The object called ``prefix`` itself (listing only finds what is under a folder)...
+        if not prefix.endswith("/") and await self.exists(folder):
+            batch.append(folder)
+        # ...and everything in the folder of that name ("outputs/ab" never takes "outputs/abc").
+        async for page in obstore.list(self._store, folder + "/", chunk_size=DELETE_BATCH):
+            batch.extend(str(meta["path"]) for meta in page)
             if len(batch) >= DELETE_BATCH:
                 deleted += await self._delete(batch)
                 batch = []
@@ -154,6 +159,8 @@ class S3Storage:
         return len(paths)
 
     async def objects(self, prefix: str = "") -> AsyncIterator[tuple[str, int]]:
+        if prefix:
+            check_key(prefix.rstrip("/"))
         async for page in obstore.list(self._store, prefix or None, chunk_size=DELETE_BATCH):
             for meta in page:
                 yield str(meta["path"]), int(meta["size"])
