@@ -22,7 +22,7 @@ from obstore.store import S3Store
 from framegate.storage.base import StoredObject, check_key
 
 # Parts of a multipart upload: S3's minimum part is 5 MiB; four in flight bound the memory
-# one upload holds to about 32 MiB whatever the file's size.
+# one upload holds (measured: 16-65 MiB for files of 50-400 MB, docs/performance.md).
 PART_BYTES = 8 * 1024 * 1024
 PARTS_IN_FLIGHT = 4
 READ_CHUNK_BYTES = 1024 * 1024
