@@ -11,10 +11,12 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import BaseRoute, Route
+from starlette.staticfiles import StaticFiles
 
 from framegate import __version__
 from framegate.api import ROUTERS
 from framegate.config import Settings
+from framegate.console.web import STATIC_DIR as CONSOLE_STATIC
 from framegate.engines.registry import EngineRegistry
 from framegate.exceptions import FramegateError
 from framegate.idempotency.middleware import IdempotencyMiddleware
@@ -74,6 +76,7 @@ def create_app(
     app.add_middleware(RequestIdMiddleware)
     for router in ROUTERS:
         app.include_router(router)
+    app.mount("/console/static", StaticFiles(directory=CONSOLE_STATIC), name="console-static")
     _install_error_handlers(app)
     use_error_envelope_in_openapi(app)
     return app

@@ -133,6 +133,8 @@ class Settings(BaseSettings):
     # take effect at once; those made by another process (a CLI revoke, a second server)
     # within this many seconds. 0 turns the caches off.
     read_cache_seconds: float = Field(default=1.0, ge=0)
+    # A console sign-in lasts this long at most (it ends sooner with its key or a sign-out).
+    console_session_seconds: int = Field(default=12 * 3600, ge=60, le=30 * 24 * 3600)
 
     # Comma-separated CIDRs admitted despite being private (off by default).
     allow_private_networks: str = ""

@@ -18,6 +18,7 @@ from framegate.accounts.service import AccountService
 from framegate.catalog.health import RouteHealth, SharedRouteHealth
 from framegate.catalog.service import Catalog, load_routes
 from framegate.config import Settings
+from framegate.console.sessions import ConsoleSessions
 from framegate.db import (
     create_engine,
     create_read_sessionmaker,
@@ -60,6 +61,7 @@ class Runtime:
     storage: Storage
     signer: URLSigner
     links: FileLinks
+    console: ConsoleSessions
     keys: APIKeyService
     accounts: AccountService
     tasks: TaskService
@@ -200,6 +202,12 @@ class Runtime:
             storage=storage,
             signer=signer,
             links=links,
+            console=ConsoleSessions(
+                keys,
+                sessionmaker=sessionmaker,
+                read_sessionmaker=read_sessionmaker,
+                lifetime_seconds=settings.console_session_seconds,
+            ),
             keys=keys,
             accounts=AccountService(keys),
             tasks=tasks,

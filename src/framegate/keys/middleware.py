@@ -1,6 +1,7 @@
 """Authentication once per request, before anything else reads the request.
 
-Whatever key a request presents is checked here, on every route: a wrong, malformed or
+Whatever key a request presents is checked here, on every route (a browser signed in to the
+console presents its session cookie instead, and acts as the session's key): a wrong, malformed or
 revoked key is answered 401 even on routes that need no key, so a mistyped key shows up on
 the first call. Requests without a key, and failed authentications, are counted per client
 address (see limits.clients). Routes read the result with ``request_auth``.
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from framegate.console.guard import check_request, console_user
 from framegate.exceptions import FramegateError, Unauthorized
 from framegate.keys.service import AuthContext
 from framegate.kit.credentials import presented_key
@@ -18,7 +20,10 @@ from framegate.limits.clients import ClientLimiter
 
 # Probes from load balancers and orchestrators carry no key and are never limited.
 _UNCOUNTED_PATHS = frozenset({"/healthz"})
+# The console's scripts, styles and icons: public files, no key read, nothing counted.
+_PUBLIC_PREFIX = "/console/static/"
 _STATE_KEY = "auth"
+CONSOLE_STATE_KEY = "console_user"
 
 
 class AuthenticationMiddleware:
@@ -26,7 +31,11 @@ class AuthenticationMiddleware:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] in _UNCOUNTED_PATHS:
+        if (
+            scope["type"] != "http"
+            or scope["path"] in _UNCOUNTED_PATHS
+            or scope["path"].startswith(_PUBLIC_PREFIX)
+        ):
             await self.app(scope, receive, send)
             return
         runtime = scope["app"].state.runtime
@@ -34,7 +43,13 @@ class AuthenticationMiddleware:
         client = clients.client_address(scope)
         try:
             presented = presented_key(scope)
-            if presented is None:
+            user = None if presented is not None else await console_user(scope, runtime.console)
+            if user is not None:
+                # A console session acts as its key (writes only from its own pages).
+                check_request(scope, user, runtime.settings.public_url)
+                state = scope.setdefault("state", {})
+                state[_STATE_KEY], state[CONSOLE_STATE_KEY] = user.auth, user
+            elif presented is None:
                 await clients.count_anonymous(client)
             else:
                 scope.setdefault("state", {})[_STATE_KEY] = await runtime.keys.authenticate(

@@ -145,7 +145,23 @@ class APIKeyService:
     ) -> AuthContext:
         """The key's account and scopes. ``token`` is well formed (see kit.credentials);
         ``may_look_up`` runs before a database lookup and may refuse it (by raising)."""
-        digest = self._hash(token)
+        return await self._authenticate(self._hash(token), token, may_look_up)
+
+    def digest(self, token: str) -> str:
+        """The stored hash of a key's secret (what a console session remembers of its key)."""
+        return self._hash(token)
+
+    async def authenticate_digest(self, digest: str) -> AuthContext:
+        """``authenticate`` for a key known by its stored hash (a console session's): the
+        same cache and the same checks (revoked, rotated away, account disabled)."""
+        return await self._authenticate(digest, None, None)
+
+    async def _authenticate(
+        self,
+        digest: str,
+        token: str | None,
+        may_look_up: Callable[[], Awaitable[None]] | None,
+    ) -> AuthContext:
         context = self._cache.get(digest) if self._cache is not None else None
         if context is None:
             if self._unknown is not None and digest in self._unknown:
@@ -161,7 +177,7 @@ class APIKeyService:
             raise Unauthorized("This account is disabled.", code="account_disabled")
         return context
 
-    async def _load_once(self, token: str, digest: str) -> AuthContext:
+    async def _load_once(self, token: str | None, digest: str) -> AuthContext:
         """Concurrent requests with the same uncached key share one lookup."""
         pending = self._loading.get(digest)
         if pending is None:
@@ -174,10 +190,10 @@ class APIKeyService:
             )
         return await asyncio.shield(pending)
 
-    async def _load(self, token: str, digest: str, generation: int) -> AuthContext:
+    async def _load(self, token: str | None, digest: str, generation: int) -> AuthContext:
         async with self._read_sessionmaker() as session:
             found = await api_key_repository.by_hash(session, digest)
-            if found is None and self._earlier_hash_keys:
+            if found is None and token is not None and self._earlier_hash_keys:
                 earlier = [hash_api_key(token, key) for key in self._earlier_hash_keys]
                 found = await api_key_repository.by_any_hash(session, earlier)
                 if found is not None:

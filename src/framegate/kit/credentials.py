@@ -62,3 +62,9 @@ def presented_key(scope: Scope) -> PresentedKey | None:
     if problem:
         raise Unauthorized(f"{_PROBLEMS[problem]} Check that it was copied whole.", param=header)
     return PresentedKey(token=token, header=header)
+
+
+def malformed_key_message(token: str) -> str | None:
+    """Why ``token`` cannot be an API key (for people), None when it is well formed."""
+    problem = api_key_problem(token)
+    return None if not problem else f"{_PROBLEMS[problem]} Check that it was copied whole."

@@ -3,6 +3,7 @@
 from framegate.models.account import Account
 from framegate.models.api_key import APIKey
 from framegate.models.base import Base
+from framegate.models.console_session import ConsoleSession
 from framegate.models.idempotency_key import IdempotencyKey
 from framegate.models.ledger_entry import LedgerEntry, LedgerKind
 from framegate.models.plan import Plan
@@ -18,6 +19,7 @@ __all__ = [
     "APIKey",
     "Account",
     "Base",
+    "ConsoleSession",
     "IdempotencyKey",
     "LedgerEntry",
     "LedgerKind",
