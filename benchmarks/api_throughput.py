@@ -39,27 +39,34 @@ import contextlib
 import importlib.util
 import json
 import os
-import platform
-import resource
 import signal
 import socket
 import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
 
 import httpx
+from _common import (
+    HOST,
+    LOAD_BEFORE,
+    free_port,
+    load_average,
+    log_tail,
+    machine_head,
+    own_cpu_seconds,
+    percentile_ms,
+    throwaway_database,
+    wait_healthy,
+)
 
-HOST = "127.0.0.1"
 GOAL_RATIO = 0.5
 LOG_LEVEL = "info"  # framegate's default; the bare app gets the same
 STARTUP_TIMEOUT_S = 60.0
-PG_ADMIN_DSN = "postgresql://postgres@127.0.0.1:5432/postgres"
 SUBMIT_BODY = {"model": "preview", "prompt": "x", "duration": 1, "size": "64x64", "fps": 8}
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
@@ -88,11 +95,7 @@ class LoadResult:
         return self.requests / self.seconds if self.seconds > 0 else 0.0
 
     def percentile_ms(self, q: float) -> float:
-        if not self.latencies:
-            return float("nan")
-        ordered = sorted(self.latencies)
-        index = min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))
-        return ordered[index] * 1000.0
+        return percentile_ms(self.latencies, q)
 
 
 class _Window:
@@ -187,11 +190,6 @@ def _cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / CLK_TCK
 
 
-def _self_cpu_seconds() -> float:
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
-
-
 async def _drive(
     label: str,
     port: int,
@@ -210,7 +208,7 @@ async def _drive(
     marks: dict[str, tuple[float, float]] = {}
 
     def mark(name: str) -> None:
-        marks[name] = (_cpu_seconds(server_pid), _self_cpu_seconds())
+        marks[name] = (_cpu_seconds(server_pid), own_cpu_seconds())
 
     loop.call_later(warmup, mark, "start")
     loop.call_later(warmup + seconds, mark, "end")
@@ -282,13 +280,6 @@ def encode_request(method: str, path: str, port: int, api_key: str, body: bytes 
 # --------------------------------------------------------------------------- servers
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((HOST, 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 @dataclass
 class Server:
     name: str
@@ -296,11 +287,9 @@ class Server:
     port: int
     log_path: Path
 
-    def log_tail(self, lines: int = 30) -> str:
-        try:
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
-        except OSError:
-            return ""
+    def check_alive(self) -> None:
+        if self.process.poll() is not None:
+            raise RuntimeError(f"{self.name} exited early:\n{log_tail(self.log_path)}")
 
 
 def _pin_to(cpu: int | None) -> Any:
@@ -337,16 +326,12 @@ def running(
 
 
 def _wait_ready(server: Server) -> None:
-    deadline = time.monotonic() + STARTUP_TIMEOUT_S
-    url = f"http://{HOST}:{server.port}/healthz"
-    while time.monotonic() < deadline:
-        if server.process.poll() is not None:
-            raise RuntimeError(f"{server.name} exited early:\n{server.log_tail()}")
-        with contextlib.suppress(httpx.HTTPError):
-            if httpx.get(url, timeout=1.0).status_code == 200:
-                return
-        time.sleep(0.1)
-    raise RuntimeError(f"{server.name} did not answer within {STARTUP_TIMEOUT_S}s")
+    wait_healthy(
+        f"http://{HOST}:{server.port}",
+        server.check_alive,
+        STARTUP_TIMEOUT_S,
+        f"{server.name} did not answer within {STARTUP_TIMEOUT_S}s",
+    )
 
 
 def _stop(process: subprocess.Popen[bytes]) -> None:
@@ -383,19 +368,6 @@ def serve_bare(port: int, payload_file: Path) -> None:
 # --------------------------------------------------------------------------- databases
 
 
-async def _pg(statement: str) -> str:
-    import asyncpg
-
-    connection = await asyncpg.connect(PG_ADMIN_DSN, timeout=10)
-    try:
-        if statement:
-            await connection.execute(statement)
-        version: str = await connection.fetchval("SHOW server_version")
-        return version
-    finally:
-        await connection.close()
-
-
 @contextlib.contextmanager
 def database(kind: str) -> Iterator[tuple[str, str]]:
     """Yield (FRAMEGATE_DATABASE_URL or "", description); a PostgreSQL one is dropped after."""
@@ -404,26 +376,11 @@ def database(kind: str) -> Iterator[tuple[str, str]]:
 
         yield "", f"SQLite {sqlite3.sqlite_version} (file in a temporary data directory, WAL)"
         return
-    name = f"framegate_bench_{uuid.uuid4().hex[:12]}"
-    version = asyncio.run(_pg(f'CREATE DATABASE "{name}"'))
-    try:
-        yield (
-            f"postgresql+asyncpg://postgres@127.0.0.1:5432/{name}",
-            f"PostgreSQL {version} on 127.0.0.1 (throwaway database)",
-        )
-    finally:
-        asyncio.run(_pg(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    with throwaway_database() as (url, version):
+        yield url, f"PostgreSQL {version} on 127.0.0.1 (throwaway database)"
 
 
 # --------------------------------------------------------------------------- report
-
-
-def cpu_model() -> str:
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    return platform.processor() or "unknown"
 
 
 def server_stack() -> str:
@@ -520,7 +477,7 @@ def _prepare_framegate(base: str, api_key: str) -> dict[str, Any]:
 
 
 def benchmark(args: argparse.Namespace) -> None:
-    load_before = ", ".join(f"{value:.2f}" for value in os.getloadavg())
+    load_before = load_average()
     pin = args.pin and len(os.sched_getaffinity(0)) >= 2
     cpus = sorted(os.sched_getaffinity(0))
     server_cpu, client_cpu = (cpus[0], cpus[1]) if pin else (None, None)
@@ -604,12 +561,10 @@ def benchmark(args: argparse.Namespace) -> None:
                         rounds.setdefault(target.label, []).append(result)
     best = [max(results, key=lambda r: r.rps) for results in rounds.values()]
     machine = [
-        ("platform", platform.platform()),
-        ("CPU", f"{cpu_model()}, {os.cpu_count()} cores"),
-        ("Python", f"{platform.python_implementation()} {platform.python_version()}"),
+        *machine_head(memory=False),
         ("database", database_text),
         ("server", server_stack()),
-        ("load average before the run (1, 5, 15 min)", load_before),
+        (LOAD_BEFORE, load_before),
     ]
     pinning = (
         f"server pinned to CPU {server_cpu}, load generator to CPU {client_cpu}"

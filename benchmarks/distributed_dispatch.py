@@ -49,54 +49,47 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import logging
 import os
-import platform
 import resource
-import secrets
-import signal
-import subprocess
 import sys
-import tempfile
 import time
-import uuid
-from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any
 
-import yaml
+from _cluster import (
+    BenchEngine,
+    add_worker_arguments,
+    cluster_env,
+    run_worker,
+    video_request,
+    worker_argv,
+    write_catalog,
+)
+from _common import (
+    LOAD_AFTER,
+    LOAD_BEFORE,
+    READY_TIMEOUT_S,
+    Processes,
+    exit_on_sigterm,
+    in_workdir,
+    load_average,
+    machine_head,
+    percentile_ms,
+    throwaway_database,
+)
 
 if TYPE_CHECKING:
-    from framegate.engines.base import (
-        CancelCheck,
-        GenerationRequest,
-        GenerationResult,
-        ProgressCallback,
-    )
+    from framegate.engines.base import GenerationRequest, ProgressCallback
     from framegate.keys.service import AuthContext
     from framegate.runtime import Runtime
 
-PG_ADMIN_DSN = "postgresql://postgres@127.0.0.1:5432/postgres"
-PG_BASE_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432"
 ROUTE_ID = "wait"
 ENGINE_NAME = "wait"
-CATALOG = {
-    "routes": [
-        {
-            "id": ROUTE_ID,
-            "kind": "video",
-            "engine": ENGINE_NAME,
-            "capabilities": {"text_to_video": True},
-            "pricing": {"unit": "clip", "credits": {"480p": 1}},
-        }
-    ]
-}
-REQUEST = {"model": ROUTE_ID, "prompt": "wait", "duration": 1, "size": "64x64", "fps": 8}
+REQUEST = video_request(ROUTE_ID)
 GOAL_LINEAR = 0.9
 GOAL_P99_MS = 200.0
-READY_TIMEOUT_S = 120.0
-STOP_TIMEOUT_S = 15.0
 POLL_S = 0.05
 SCRIPT = Path(__file__).resolve()
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -105,134 +98,47 @@ CLK_TCK = os.sysconf("SC_CLK_TCK")
 # --------------------------------------------------------------------------- worker side
 
 
-class WaitEngine:
+class WaitEngine(BenchEngine):
     """A local engine that only waits: ``asyncio.sleep(seconds)``, then a 16-byte "video".
     Appends ``task_id<TAB>time.time()`` at each start to ``log_path``."""
 
     name = ENGINE_NAME
 
     def __init__(self, seconds: float, log_path: Path) -> None:
+        super().__init__(log_path)
         self.seconds = seconds
-        self._log: IO[str] = log_path.open("a", buffering=1)
 
-    def is_available(self, settings: Mapping[str, Any]) -> bool:
-        return True
-
-    async def generate(
-        self,
-        request: GenerationRequest,
-        workdir: Path,
-        progress: ProgressCallback,
-        cancelled: CancelCheck,
-    ) -> GenerationResult:
-        from framegate.engines.base import GenerationResult
-
-        self._log.write(f"{request.task_id}\t{time.time():.6f}\n")
+    async def work(self, request: GenerationRequest, progress: ProgressCallback) -> None:
+        self.note(request.task_id)
         await asyncio.sleep(self.seconds)
-        video, thumbnail = workdir / "video.mp4", workdir / "thumbnail.jpg"
-        video.write_bytes(b"\0" * 16)
-        thumbnail.write_bytes(b"\0" * 16)
-        return GenerationResult.video(
-            video,
-            width=request.width,
-            height=request.height,
-            thumbnail_path=thumbnail,
-            num_frames=request.num_frames,
-            fps=request.fps,
-        )
-
-    def close(self) -> None:
-        self._log.close()
-
-
-async def _watch(parent_pid: int, max_seconds: float) -> None:
-    """Return once the benchmark process is gone or the worker's time is up."""
-    for _ in range(max(1, round(max_seconds / 0.5))):
-        if os.getppid() != parent_pid:
-            return
-        await asyncio.sleep(0.5)
-
-
-async def _serve(args: argparse.Namespace) -> None:
-    from framegate.config import Settings
-    from framegate.dispatch.distributed import ClusterWorker, select_routes
-    from framegate.engines.registry import EngineRegistry
-    from framegate.runtime import Runtime
-
-    settings = Settings()  # FRAMEGATE_* from the environment the benchmark set
-    engine = WaitEngine(args.task_seconds, args.starts_dir / f"starts-{os.getpid()}.tsv")
-    # The benchmark process migrated the database already.
-    runtime = await Runtime.create(settings, engines=EngineRegistry([engine]), migrate=False)
-    try:
-        worker = ClusterWorker(runtime, select_routes(runtime, [ROUTE_ID]), args.concurrency)
-        serving = asyncio.create_task(worker.run(), name="cluster-worker")
-        watchdog = asyncio.create_task(_watch(args.parent_pid, args.worker_max_seconds))
-        await asyncio.wait({serving, watchdog}, return_when=asyncio.FIRST_COMPLETED)
-        watchdog.cancel()
-        if not serving.done():
-            serving.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await serving
-    finally:
-        await runtime.close()
-        engine.close()
 
 
 def worker_main(args: argparse.Namespace) -> int:
-    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(message)s")
-    asyncio.run(_serve(args))
-    return 0
+    engine = WaitEngine(args.task_seconds, args.starts_dir / f"starts-{os.getpid()}.tsv")
+    return run_worker(engine, ROUTE_ID, args.concurrency, args.parent_pid, args.worker_max_seconds)
 
 
 # --------------------------------------------------------------------------- processes
 
 
-@dataclass
 class Cluster:
     """W worker processes of this script; always stopped by ``stop``."""
 
-    size: int
-    argv: list[str]
-    env: dict[str, str]
-    log_dir: Path
-    processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    def __init__(self, size: int, argv: list[str], env: dict[str, str], log_dir: Path) -> None:
+        self.size = size
+        self.argv = argv
+        self.processes = Processes(env, log_dir)
 
     def start(self) -> None:
         for number in range(self.size):
-            with (self.log_dir / f"worker-{self.size}-{number}.log").open("ab") as log:
-                self.processes.append(
-                    subprocess.Popen(
-                        self.argv,
-                        env=self.env,
-                        stdin=subprocess.DEVNULL,
-                        stdout=log,
-                        stderr=subprocess.STDOUT,
-                        start_new_session=True,
-                    )
-                )
+            self.processes.start(f"worker-{self.size}-{number}", self.argv, f"worker {number}")
 
     def check_alive(self) -> None:
-        for number, process in enumerate(self.processes):
-            if process.poll() is not None:
-                log = self.log_dir / f"worker-{self.size}-{number}.log"
-                tail = "\n".join(log.read_text(errors="replace").splitlines()[-30:])
-                raise RuntimeError(f"worker {number} exited ({process.returncode}):\n{tail}")
+        self.processes.check_alive()
 
     def stop(self) -> None:
         """SIGTERM (Procrastinate's graceful stop), then SIGKILL of each process group."""
-        for process in self.processes:
-            if process.poll() is None:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(process.pid, signal.SIGTERM)
-        deadline = time.monotonic() + STOP_TIMEOUT_S
-        for process in self.processes:
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                process.wait(timeout=max(0.1, deadline - time.monotonic()))
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGKILL)
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                process.wait(timeout=5)
-        self.processes.clear()
+        self.processes.stop()
 
 
 @contextlib.contextmanager
@@ -274,13 +180,6 @@ class Latency:
     to_claim: list[float]  # seconds, commit -> the claim's started_at
     commit: list[float]  # seconds, submit_video + commit
     missing: int
-
-
-def percentile_ms(values: list[float], q: float) -> float:
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))] * 1000.0
 
 
 async def submit(runtime: Runtime, auth: AuthContext) -> Submitted:
@@ -429,38 +328,6 @@ async def measure_latency(
 # --------------------------------------------------------------------------- setup
 
 
-async def _admin(statement: str) -> str:
-    import asyncpg
-
-    connection = await asyncpg.connect(PG_ADMIN_DSN, timeout=10)
-    try:
-        if statement:
-            await connection.execute(statement)
-        version: str = await connection.fetchval("SHOW server_version")
-        return version
-    finally:
-        await connection.close()
-
-
-def bench_env(data_dir: Path, database_url: str, catalog: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("FRAMEGATE_")}
-    env.update(
-        FRAMEGATE_DISPATCH="distributed",
-        FRAMEGATE_DATABASE_URL=database_url,
-        FRAMEGATE_DATA_DIR=str(data_dir),
-        FRAMEGATE_CATALOG_FILE=str(catalog),
-        # Set, so that no process generates one into the shared data directory.
-        FRAMEGATE_SECRET_KEY=secrets.token_urlsafe(40),
-        FRAMEGATE_ENV="development",
-        FRAMEGATE_LOG_LEVEL="warning",
-        FRAMEGATE_DEFAULT_MAX_CONCURRENT_VIDEOS="1000000",
-        FRAMEGATE_DEFAULT_REQUESTS_PER_MINUTE="100000000",
-        # Stopping a cluster between runs: idle workers, nothing to wait for.
-        FRAMEGATE_WORKER_SHUTDOWN_SECONDS="5",
-    )
-    return env
-
-
 async def make_auth(runtime: Runtime) -> AuthContext:
     from framegate.keys.service import AuthContext
 
@@ -468,14 +335,6 @@ async def make_auth(runtime: Runtime) -> AuthContext:
         created = await runtime.accounts.create(session, name="bench", credits=10_000_000)
         await session.commit()
     return AuthContext(account=created.account, key=created.key.key)
-
-
-def cpu_model() -> str:
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    return platform.processor() or "unknown"
 
 
 def cpu_ticks() -> tuple[float, float]:
@@ -493,14 +352,6 @@ def own_cpu() -> float:
     own = resource.getrusage(resource.RUSAGE_SELF)
     children = resource.getrusage(resource.RUSAGE_CHILDREN)
     return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
-
-
-def memory_gib() -> str:
-    with contextlib.suppress(OSError, ValueError, IndexError):
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemTotal:"):
-                return f"{int(line.split()[1]) / 2**20:.0f} GiB"
-    return "unknown"
 
 
 # --------------------------------------------------------------------------- report
@@ -568,22 +419,10 @@ def render(
 # --------------------------------------------------------------------------- main
 
 
-def worker_argv(args: argparse.Namespace, starts_dir: Path) -> list[str]:
-    return [
-        sys.executable,
-        str(SCRIPT),
-        "--worker",
-        "--concurrency",
-        "1",
-        "--task-seconds",
-        str(args.task_seconds),
-        "--starts-dir",
-        str(starts_dir),
-        "--parent-pid",
-        str(os.getpid()),
-        "--worker-max-seconds",
-        str(args.worker_max_seconds),
-    ]
+def cluster_argv(args: argparse.Namespace, starts_dir: Path) -> list[str]:
+    options = ["--concurrency", "1", "--task-seconds", str(args.task_seconds)]
+    options += ["--starts-dir", str(starts_dir)]
+    return worker_argv(SCRIPT, options, args.worker_max_seconds)
 
 
 async def measure(
@@ -632,23 +471,19 @@ async def measure(
 
 
 def benchmark(args: argparse.Namespace, workdir: Path) -> None:
-    load_before = ", ".join(f"{value:.2f}" for value in os.getloadavg())
-    name = f"framegate_bench_{uuid.uuid4().hex[:12]}"
+    load_before = load_average()
     catalog = workdir / "catalog.yaml"
-    catalog.write_text(yaml.safe_dump(CATALOG))
+    write_catalog(catalog, ROUTE_ID, ENGINE_NAME)
     starts_dir = workdir / "starts"
     starts_dir.mkdir(exist_ok=True)
-    env = bench_env(workdir / "data", f"{PG_BASE_URL}/{name}", catalog)
-    # This process reads its settings from the same environment as the workers.
-    for key in [k for k in os.environ if k.startswith("FRAMEGATE_")]:
-        del os.environ[key]
-    os.environ.update({k: v for k, v in env.items() if k.startswith("FRAMEGATE_")})
-    version = asyncio.run(_admin(f'CREATE DATABASE "{name}"'))
-    busy_before, total_before, own_before = *cpu_ticks(), own_cpu()
-    try:
-        runs, latency = asyncio.run(measure(args, env, worker_argv(args, starts_dir), workdir))
-    finally:
-        asyncio.run(_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    with throwaway_database() as (database_url, version):
+        env = cluster_env(workdir / "data", database_url, catalog)
+        # This process reads its settings from the same environment as the workers.
+        for key in [k for k in os.environ if k.startswith("FRAMEGATE_")]:
+            del os.environ[key]
+        os.environ.update({k: v for k, v in env.items() if k.startswith("FRAMEGATE_")})
+        busy_before, total_before, own_before = *cpu_ticks(), own_cpu()
+        runs, latency = asyncio.run(measure(args, env, cluster_argv(args, starts_dir), workdir))
     busy_after, total_after, own_after = *cpu_ticks(), own_cpu()
     cpus = os.cpu_count() or 1
     elapsed = (total_after - total_before) / cpus
@@ -663,12 +498,10 @@ def benchmark(args: argparse.Namespace, workdir: Path) -> None:
     else:
         cpu_use = "unknown"
     machine = [
-        ("platform", platform.platform()),
-        ("CPU", f"{cpu_model()}, {os.cpu_count()} cores, {memory_gib()}"),
-        ("Python", f"{platform.python_implementation()} {platform.python_version()}"),
+        *machine_head(),
         ("database", f"PostgreSQL {version} on 127.0.0.1 (throwaway database, dropped)"),
-        ("load average before the run (1, 5, 15 min)", load_before),
-        ("load average after the run", ", ".join(f"{v:.2f}" for v in os.getloadavg())),
+        (LOAD_BEFORE, load_before),
+        (LOAD_AFTER, load_average()),
         ("CPU use during the run", cpu_use),
     ]
     print(render(runs, latency, machine, args))
@@ -692,11 +525,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--keep", type=Path, help="work directory to keep (worker logs, engine start times)"
     )
-    parser.add_argument("--worker-max-seconds", type=float, default=1800.0, help=argparse.SUPPRESS)
-    parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    add_worker_arguments(parser)
     parser.add_argument("--concurrency", type=int, default=1, help=argparse.SUPPRESS)
     parser.add_argument("--starts-dir", type=Path, help=argparse.SUPPRESS)
-    parser.add_argument("--parent-pid", type=int, default=0, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.worker:
         return worker_main(args)
@@ -711,16 +542,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.latency_tasks > 0 and args.latency_workers not in args.workers:
         parser.error("--latency-workers must be one of --workers")
 
-    def stop(signum: int, frame: object) -> None:
-        raise SystemExit(128 + signum)  # unwinds through the clean-up below
-
-    signal.signal(signal.SIGTERM, stop)
-    if args.keep is not None:
-        args.keep.mkdir(parents=True, exist_ok=True)
-        benchmark(args, args.keep.resolve())
-        return 0
-    with tempfile.TemporaryDirectory(prefix="framegate-dist-") as tmp:
-        benchmark(args, Path(tmp))
+    exit_on_sigterm()  # unwinds through the clean-up below
+    in_workdir(args.keep, "framegate-dist-", lambda workdir: benchmark(args, workdir))
     return 0
 
 

@@ -16,7 +16,6 @@ import asyncio
 import os
 import platform
 import re
-import resource
 import statistics
 import sys
 import tempfile
@@ -26,6 +25,7 @@ from pathlib import Path
 
 import av
 import numpy as np
+from _common import cpu_model, own_cpu_seconds
 from PIL import Image, ImageDraw
 
 from framegate.engines.base import GenerationRequest
@@ -53,22 +53,6 @@ class Timings:
             f"   cpu min {min(cpu):5.2f} s  median {statistics.median(cpu):5.2f} s"
         )
         return f"{text}   {self.size / 1024:6.0f} KiB" if self.size else text
-
-
-def cpu_seconds() -> float:
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
-
-
-def cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as cpuinfo:
-            for line in cpuinfo:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def x264_stamp(mp4: Path) -> tuple[str, str]:
@@ -109,11 +93,11 @@ def time_engine(request: GenerationRequest, repeats: int, workdir: Path) -> Timi
     timings = Timings()
     for attempt in range(repeats):
         target = workdir / f"{request.task_id}-{attempt}"
-        wall, cpu = time.perf_counter(), cpu_seconds()
+        wall, cpu = time.perf_counter(), own_cpu_seconds()
         job = engine.generate(request, target, lambda fraction: None, lambda: False)
         result = asyncio.run(job)
         timings.wall.append(time.perf_counter() - wall)
-        timings.cpu.append(cpu_seconds() - cpu)
+        timings.cpu.append(own_cpu_seconds() - cpu)
         timings.size = result.outputs[0].path.stat().st_size
     return timings
 
@@ -124,11 +108,11 @@ def time_render_only(repeats: int) -> Timings:
     grid = Grid.build(*_render_size(WIDTH, HEIGHT))
     timings = Timings()
     for _ in range(repeats):
-        wall, cpu = time.perf_counter(), cpu_seconds()
+        wall, cpu = time.perf_counter(), own_cpu_seconds()
         for i in range(FRAMES):
             gbrp_frame(scene.render_planes(grid, i / FPS))
         timings.wall.append(time.perf_counter() - wall)
-        timings.cpu.append(cpu_seconds() - cpu)
+        timings.cpu.append(own_cpu_seconds() - cpu)
     return timings
 
 

@@ -46,65 +46,56 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
-import logging
-import os
-import platform
-import resource
-import secrets
-import shutil
-import signal
-import socket
 import subprocess
 import sys
-import tempfile
 import time
-import uuid
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import httpx
-import psutil
-import yaml
+from _cluster import (
+    BenchEngine,
+    add_worker_arguments,
+    cluster_env,
+    run_worker,
+    video_request,
+    worker_argv,
+    write_catalog,
+)
+from _common import (
+    FRAMEGATE,
+    LOAD_AFTER,
+    LOAD_BEFORE,
+    READY_TIMEOUT_S,
+    Processes,
+    exit_on_sigterm,
+    in_workdir,
+    load_average,
+    machine_head,
+    own_cpu_seconds,
+    percentile_ms,
+    start_serve,
+    throwaway_database,
+    tree_cpu_seconds,
+    venv_path,
+)
 
 if TYPE_CHECKING:
-    from framegate.engines.base import (
-        CancelCheck,
-        GenerationRequest,
-        GenerationResult,
-        ProgressCallback,
-    )
+    from framegate.engines.base import GenerationRequest, ProgressCallback
 
-PG_ADMIN_DSN = "postgresql://postgres@127.0.0.1:5432/postgres"
-PG_BASE_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432"
 ROUTE_ID = "steps"
 ENGINE_NAME = "steps"
-CATALOG = {
-    "routes": [
-        {
-            "id": ROUTE_ID,
-            "kind": "video",
-            "engine": ENGINE_NAME,
-            "capabilities": {"text_to_video": True},
-            "pricing": {"unit": "clip", "credits": {"480p": 1}},
-        }
-    ]
-}
-REQUEST = {"model": ROUTE_ID, "prompt": "steps", "duration": 1, "size": "64x64", "fps": 8}
-READY_TIMEOUT_S = 120.0
+REQUEST = video_request(ROUTE_ID)
 GO_TIMEOUT_S = 120.0
-STOP_TIMEOUT_S = 15.0
 SCRIPT = Path(__file__).resolve()
-FRAMEGATE = shutil.which("framegate", path=str(Path(sys.executable).parent)) or "framegate"
 
 
 # --------------------------------------------------------------------------- worker side
 
 
-class StepsEngine:
+class StepsEngine(BenchEngine):
     """Waits for ``go_dir/<task id>``, then ``steps`` sleeps, reporting progress between
     them; appends ``task_id<TAB>what<TAB>time.time()`` to ``log_path`` (what: start, go,
     the percent the runner will write for each progress call, end)."""
@@ -112,172 +103,29 @@ class StepsEngine:
     name = ENGINE_NAME
 
     def __init__(self, steps: int, step_seconds: float, go_dir: Path, log_path: Path) -> None:
+        super().__init__(log_path)
         self.steps, self.step_seconds, self.go_dir = steps, step_seconds, go_dir
-        self._log: IO[str] = log_path.open("a", buffering=1)
 
-    def is_available(self, settings: Mapping[str, Any]) -> bool:
-        return True
-
-    def _note(self, task_id: str, what: str) -> None:
-        self._log.write(f"{task_id}\t{what}\t{time.time():.6f}\n")
-
-    async def generate(
-        self,
-        request: GenerationRequest,
-        workdir: Path,
-        progress: ProgressCallback,
-        cancelled: CancelCheck,
-    ) -> GenerationResult:
-        from framegate.engines.base import GenerationResult
-
-        self._note(request.task_id, "start")
+    async def work(self, request: GenerationRequest, progress: ProgressCallback) -> None:
+        self.note(request.task_id, "start")
         deadline = time.monotonic() + GO_TIMEOUT_S
         # A file from another process: nothing here to wait on but the file system.
         while not (self.go_dir / request.task_id).exists() and time.monotonic() < deadline:  # noqa: ASYNC110
             await asyncio.sleep(0.005)
-        self._note(request.task_id, "go")
+        self.note(request.task_id, "go")
         for step in range(1, self.steps + 1):
             await asyncio.sleep(self.step_seconds)
             if step < self.steps:
                 fraction = step / self.steps
                 progress(fraction)
                 # The percent the runner's heartbeat will write for it.
-                self._note(request.task_id, str(min(99, int(fraction * 100))))
-        self._note(request.task_id, "end")
-        video, thumbnail = workdir / "video.mp4", workdir / "thumbnail.jpg"
-        video.write_bytes(b"\0" * 16)
-        thumbnail.write_bytes(b"\0" * 16)
-        return GenerationResult.video(
-            video,
-            width=request.width,
-            height=request.height,
-            thumbnail_path=thumbnail,
-            num_frames=request.num_frames,
-            fps=request.fps,
-        )
-
-    def close(self) -> None:
-        self._log.close()
-
-
-async def _watch(parent_pid: int, max_seconds: float) -> None:
-    for _ in range(max(1, round(max_seconds / 0.5))):
-        if os.getppid() != parent_pid:
-            return
-        await asyncio.sleep(0.5)
-
-
-async def _serve(args: argparse.Namespace) -> None:
-    from framegate.config import Settings
-    from framegate.dispatch.distributed import ClusterWorker, select_routes
-    from framegate.engines.registry import EngineRegistry
-    from framegate.runtime import Runtime
-
-    settings = Settings()
-    engine = StepsEngine(args.steps, args.step_seconds, args.go_dir, args.engine_log)
-    runtime = await Runtime.create(settings, engines=EngineRegistry([engine]), migrate=False)
-    try:
-        worker = ClusterWorker(runtime, select_routes(runtime, [ROUTE_ID]), 1)
-        serving = asyncio.create_task(worker.run(), name="cluster-worker")
-        watchdog = asyncio.create_task(_watch(args.parent_pid, args.worker_max_seconds))
-        await asyncio.wait({serving, watchdog}, return_when=asyncio.FIRST_COMPLETED)
-        watchdog.cancel()
-        if not serving.done():
-            serving.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await serving
-    finally:
-        await runtime.close()
-        engine.close()
+                self.note(request.task_id, str(min(99, int(fraction * 100))))
+        self.note(request.task_id, "end")
 
 
 def worker_main(args: argparse.Namespace) -> int:
-    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(message)s")
-    asyncio.run(_serve(args))
-    return 0
-
-
-# --------------------------------------------------------------------------- processes
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@dataclass
-class Processes:
-    """The API nodes and the worker; always stopped by ``stop``."""
-
-    env: dict[str, str]
-    log_dir: Path
-    processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
-    logs: list[Path] = field(default_factory=list)
-
-    def start(self, name: str, argv: list[str]) -> subprocess.Popen[bytes]:
-        log_path = self.log_dir / f"{name}.log"
-        with log_path.open("ab") as log:
-            process = subprocess.Popen(
-                argv,
-                env=self.env,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        self.processes.append(process)
-        self.logs.append(log_path)
-        return process
-
-    def check_alive(self) -> None:
-        for process, log in zip(self.processes, self.logs, strict=True):
-            if process.poll() is not None:
-                tail = "\n".join(log.read_text(errors="replace").splitlines()[-30:])
-                raise RuntimeError(f"{log.stem} exited ({process.returncode}):\n{tail}")
-
-    def stop(self) -> None:
-        for process in self.processes:
-            if process.poll() is None:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(process.pid, signal.SIGTERM)
-        deadline = time.monotonic() + STOP_TIMEOUT_S
-        for process in self.processes:
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                process.wait(timeout=max(0.1, deadline - time.monotonic()))
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGKILL)
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                process.wait(timeout=5)
-        self.processes.clear()
-
-
-def start_node(procs: Processes, name: str) -> tuple[str, subprocess.Popen[bytes]]:
-    port = free_port()
-    process = procs.start(name, [FRAMEGATE, "serve", "--host", "127.0.0.1", "--port", str(port)])
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + READY_TIMEOUT_S
-    while True:
-        procs.check_alive()
-        with contextlib.suppress(httpx.HTTPError):
-            if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                return url, process
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"{name} not healthy in time")
-        time.sleep(0.1)
-
-
-def node_cpu(pids: list[int]) -> float:
-    """user + system CPU seconds of these processes and their children."""
-    total = 0.0
-    for pid in pids:
-        with contextlib.suppress(psutil.NoSuchProcess):
-            process = psutil.Process(pid)
-            for p in [process, *process.children(recursive=True)]:
-                with contextlib.suppress(psutil.NoSuchProcess):
-                    times = p.cpu_times()
-                    total += times.user + times.system
-    return total
+    engine = StepsEngine(args.steps, args.step_seconds, args.go_dir, args.engine_log)
+    return run_worker(engine, ROUTE_ID, 1, args.parent_pid, args.worker_max_seconds)
 
 
 # --------------------------------------------------------------------------- measuring
@@ -343,13 +191,6 @@ def read_engine_log(path: Path, task_id: str) -> dict[str, float]:
     return notes
 
 
-def percentile_ms(values: list[float], q: float) -> float:
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))] * 1000.0
-
-
 async def submit(client: httpx.AsyncClient, url: str, headers: dict[str, str]) -> str:
     """POST the task; 503 (no live worker serves the route yet) retried, bounded."""
     deadline = time.monotonic() + READY_TIMEOUT_S
@@ -402,17 +243,15 @@ async def measure_one(
             await asyncio.sleep(0.05)
         await asyncio.sleep(0.5)  # the streams have seen "processing" by now
         before = [len(s.events) for s in streams]
-        cpu_before = node_cpu(pids)
-        own = resource.getrusage(resource.RUSAGE_SELF)
-        own_before, clock = own.ru_utime + own.ru_stime, time.monotonic()
+        cpu_before = tree_cpu_seconds(*pids)
+        own_before, clock = own_cpu_seconds(), time.monotonic()
         (go_dir / task_id).touch()
         end_by = time.monotonic() + args.steps * args.step_seconds + 120
         for reader in readers:
             await asyncio.wait_for(reader, timeout=max(1.0, end_by - time.monotonic()))
         window = time.monotonic() - clock
-        cpu = node_cpu(pids) - cpu_before
-        own = resource.getrusage(resource.RUSAGE_SELF)
-        own_cpu = own.ru_utime + own.ru_stime - own_before
+        cpu = tree_cpu_seconds(*pids) - cpu_before
+        own_cpu = own_cpu_seconds() - own_before
     finally:
         for client in clients:
             await client.aclose()
@@ -469,54 +308,6 @@ async def measure_one(
 # --------------------------------------------------------------------------- setup
 
 
-async def _admin(statement: str) -> str:
-    import asyncpg
-
-    connection = await asyncpg.connect(PG_ADMIN_DSN, timeout=10)
-    try:
-        if statement:
-            await connection.execute(statement)
-        version: str = await connection.fetchval("SHOW server_version")
-        return version
-    finally:
-        await connection.close()
-
-
-def bench_env(data_dir: Path, database_url: str, catalog: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("FRAMEGATE_")}
-    env.update(
-        PATH=f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}",
-        FRAMEGATE_DISPATCH="distributed",
-        FRAMEGATE_DATABASE_URL=database_url,
-        FRAMEGATE_DATA_DIR=str(data_dir),
-        FRAMEGATE_CATALOG_FILE=str(catalog),
-        FRAMEGATE_SECRET_KEY=secrets.token_urlsafe(40),
-        FRAMEGATE_ENV="development",
-        FRAMEGATE_LOG_LEVEL="warning",
-        FRAMEGATE_DEFAULT_MAX_CONCURRENT_VIDEOS="1000000",
-        FRAMEGATE_DEFAULT_REQUESTS_PER_MINUTE="100000000",
-        FRAMEGATE_ANONYMOUS_REQUESTS_PER_MINUTE="100000000",
-        FRAMEGATE_WORKER_SHUTDOWN_SECONDS="5",
-    )
-    return env
-
-
-def cpu_model() -> str:
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    return platform.processor() or "unknown"
-
-
-def memory_gib() -> str:
-    with contextlib.suppress(OSError, ValueError, IndexError):
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemTotal:"):
-                return f"{int(line.split()[1]) / 2**20:.0f} GiB"
-    return "unknown"
-
-
 # --------------------------------------------------------------------------- report
 
 
@@ -559,28 +350,11 @@ async def measure(
 ) -> list[Run]:
     go_dir, engine_log = workdir / "go", workdir / "engine.tsv"
     go_dir.mkdir(exist_ok=True)
-    url_a, node_a = start_node(procs, "node-a")  # migrates the database
-    url_b, node_b = start_node(procs, "node-b")
-    procs.start(
-        "worker",
-        [
-            sys.executable,
-            str(SCRIPT),
-            "--worker",
-            "--steps",
-            str(args.steps),
-            "--step-seconds",
-            str(args.step_seconds),
-            "--go-dir",
-            str(go_dir),
-            "--engine-log",
-            str(engine_log),
-            "--parent-pid",
-            str(os.getpid()),
-            "--worker-max-seconds",
-            str(args.worker_max_seconds),
-        ],
-    )
+    url_a, node_a = start_serve(procs, "node-a")  # migrates the database
+    url_b, node_b = start_serve(procs, "node-b")
+    options = ["--steps", str(args.steps), "--step-seconds", str(args.step_seconds)]
+    options += ["--go-dir", str(go_dir), "--engine-log", str(engine_log)]
+    procs.start("worker", worker_argv(SCRIPT, options, args.worker_max_seconds))
     done = await asyncio.to_thread(
         subprocess.run,
         [FRAMEGATE, "admin", "create-account", "--name", "bench", "--credits", "1000000", "--json"],
@@ -614,25 +388,27 @@ async def measure(
 
 
 def benchmark(args: argparse.Namespace, workdir: Path) -> None:
-    load_before = ", ".join(f"{value:.2f}" for value in os.getloadavg())
-    name = f"framegate_bench_{uuid.uuid4().hex[:12]}"
+    load_before = load_average()
     catalog = workdir / "catalog.yaml"
-    catalog.write_text(yaml.safe_dump(CATALOG))
-    env = bench_env(workdir / "data", f"{PG_BASE_URL}/{name}", catalog)
-    version = asyncio.run(_admin(f'CREATE DATABASE "{name}"'))
-    procs = Processes(env, workdir)
-    try:
-        runs = asyncio.run(measure(args, env, workdir, procs))
-    finally:
-        procs.stop()
-        asyncio.run(_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    write_catalog(catalog, ROUTE_ID, ENGINE_NAME)
+    with throwaway_database() as (database_url, version):
+        env = cluster_env(
+            workdir / "data",
+            database_url,
+            catalog,
+            PATH=venv_path(),
+            FRAMEGATE_ANONYMOUS_REQUESTS_PER_MINUTE="100000000",
+        )
+        procs = Processes(env, workdir)
+        try:
+            runs = asyncio.run(measure(args, env, workdir, procs))
+        finally:
+            procs.stop()
     machine = [
-        ("platform", platform.platform()),
-        ("CPU", f"{cpu_model()}, {os.cpu_count()} cores, {memory_gib()}"),
-        ("Python", f"{platform.python_implementation()} {platform.python_version()}"),
+        *machine_head(),
         ("database", f"PostgreSQL {version} on 127.0.0.1 (throwaway database, dropped)"),
-        ("load average before the run (1, 5, 15 min)", load_before),
-        ("load average after the run", ", ".join(f"{v:.2f}" for v in os.getloadavg())),
+        (LOAD_BEFORE, load_before),
+        (LOAD_AFTER, load_average()),
     ]
     print(render(runs, machine, args))
 
@@ -649,27 +425,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--step-seconds", type=float, default=0.5, help="seconds per step")
     parser.add_argument("--quick", action="store_true", help="10 and 100 streams only")
     parser.add_argument("--keep", type=Path, help="work directory to keep (logs, engine times)")
-    parser.add_argument("--worker-max-seconds", type=float, default=1800.0, help=argparse.SUPPRESS)
-    parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    add_worker_arguments(parser)
     parser.add_argument("--go-dir", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--engine-log", type=Path, help=argparse.SUPPRESS)
-    parser.add_argument("--parent-pid", type=int, default=0, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.worker:
         return worker_main(args)
     if args.streams is None:
         args.streams = [10, 100] if args.quick else [10, 100, 400]
 
-    def stop(signum: int, frame: object) -> None:
-        raise SystemExit(128 + signum)  # unwinds through the clean-up below
-
-    signal.signal(signal.SIGTERM, stop)
-    if args.keep is not None:
-        args.keep.mkdir(parents=True, exist_ok=True)
-        benchmark(args, args.keep.resolve())
-        return 0
-    with tempfile.TemporaryDirectory(prefix="framegate-sse-") as tmp:
-        benchmark(args, Path(tmp))
+    exit_on_sigterm()  # unwinds through the clean-up below
+    in_workdir(args.keep, "framegate-sse-", lambda workdir: benchmark(args, workdir))
     return 0
 
 

@@ -39,7 +39,6 @@ import contextlib
 import importlib.util
 import json
 import os
-import platform
 import resource
 import socket
 import sys
@@ -50,12 +49,12 @@ from pathlib import Path
 from typing import Any, cast
 
 import httpx
+from _common import LOAD_BEFORE, load_average, machine_head, own_cpu_seconds, percentile
 from api_throughput import (
     HOST,
     SUBMIT_BODY,
     _cpu_seconds,
     _create_account,
-    cpu_model,
     running,
     server_stack,
 )
@@ -302,18 +301,6 @@ def raise_nofile() -> tuple[int, int]:
     return resource.getrlimit(resource.RLIMIT_NOFILE)
 
 
-def _self_cpu_seconds() -> float:
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
-
-
-def percentile(values: list[float], q: float) -> float:
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))]
-
-
 @dataclass
 class Memory:
     rss_kib: int
@@ -402,12 +389,12 @@ async def drive(
 
     await asyncio.sleep(SETTLE_S)
     comments_before = sum(s.comments for s in outcome.streams)
-    cpu_before = (_cpu_seconds(server_pid), _self_cpu_seconds())
+    cpu_before = (_cpu_seconds(server_pid), own_cpu_seconds())
     idle_started = time.perf_counter()
     await asyncio.sleep(idle_seconds)
     outcome.idle_seconds = time.perf_counter() - idle_started
     outcome.idle_server_cpu_s = _cpu_seconds(server_pid) - cpu_before[0]
-    outcome.idle_client_cpu_s = _self_cpu_seconds() - cpu_before[1]
+    outcome.idle_client_cpu_s = own_cpu_seconds() - cpu_before[1]
     outcome.idle_comments = sum(s.comments for s in outcome.streams) - comments_before
     outcome.memory["all streams open"] = Memory.of(server_pid)
 
@@ -596,7 +583,7 @@ def _log_problems(log_path: Path) -> list[str]:
 
 def benchmark(args: argparse.Namespace) -> int:
     nofile = raise_nofile()
-    load_before = ", ".join(f"{value:.2f}" for value in os.getloadavg())
+    load_before = load_average()
     pin = args.pin and len(os.sched_getaffinity(0)) >= 2
     cpus = sorted(os.sched_getaffinity(0))
     server_cpu, client_cpu = (cpus[0], cpus[1]) if pin else (None, None)
@@ -638,11 +625,9 @@ def benchmark(args: argparse.Namespace) -> int:
             alive = server.process.poll() is None
         log_problems = _log_problems(log_path)
     machine = [
-        ("platform", platform.platform()),
-        ("CPU", f"{cpu_model()}, {os.cpu_count()} cores"),
-        ("Python", f"{platform.python_implementation()} {platform.python_version()}"),
+        *machine_head(memory=False),
         ("server", server_stack()),
-        ("load average before the run (1, 5, 15 min)", load_before),
+        (LOAD_BEFORE, load_before),
         (
             "open files limit (RLIMIT_NOFILE)",
             f"benchmark soft {nofile[0]}, hard {nofile[1]}; server {server_nofile}",

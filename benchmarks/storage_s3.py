@@ -46,16 +46,10 @@ import argparse
 import asyncio
 import contextlib
 import os
-import platform
-import resource
 import secrets
-import shutil
-import signal
-import socket
 import statistics
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -65,6 +59,21 @@ from typing import TYPE_CHECKING
 
 import httpx
 import psutil
+from _common import (
+    HOST,
+    LOAD_AFTER,
+    LOAD_BEFORE,
+    Processes,
+    exit_on_sigterm,
+    free_port,
+    in_workdir,
+    load_average,
+    machine_head,
+    own_cpu_seconds,
+    start_serve,
+    tree_cpu_seconds,
+    venv_path,
+)
 
 if TYPE_CHECKING:
     from tests.s3server import S3Server
@@ -73,13 +82,9 @@ if TYPE_CHECKING:
     from framegate.storage.links import FileLinks
 
 ROOT = Path(__file__).resolve().parent.parent
-FRAMEGATE = shutil.which("framegate", path=str(Path(sys.executable).parent)) or "framegate"
-HOST = "127.0.0.1"
 MB = 1_000_000
 MiB = 1024 * 1024
 URL_TTL_S = 3600
-READY_TIMEOUT_S = 120.0
-STOP_TIMEOUT_S = 15.0
 IDLE_WINDOW_S = 2.0
 SAMPLE_INTERVAL_S = 0.01
 DOWNLOAD_CHUNK = 1024 * 1024
@@ -97,22 +102,6 @@ def s3server() -> tuple[Callable[[Path], contextlib.AbstractContextManager[S3Ser
 
 
 # --------------------------------------------------------------------------- machine
-
-
-def cpu_model() -> str:
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    return platform.processor() or "unknown"
-
-
-def memory_gib() -> str:
-    with contextlib.suppress(OSError, ValueError, IndexError):
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemTotal:"):
-                return f"{int(line.split()[1]) / 2**20:.0f} GiB"
-    return "unknown"
 
 
 def weed_version() -> str:
@@ -172,23 +161,6 @@ class Puts:
     server_cpu: float = 0.0  # S3 server's CPU seconds over the timed puts
 
 
-def cpu_seconds(pid: int) -> float:
-    """user + system CPU seconds of this process and its children (0 when gone)."""
-    total = 0.0
-    with contextlib.suppress(psutil.NoSuchProcess):
-        process = psutil.Process(pid)
-        for p in [process, *process.children(recursive=True)]:
-            with contextlib.suppress(psutil.NoSuchProcess):
-                times = p.cpu_times()
-                total += times.user + times.system
-    return total
-
-
-def own_cpu_seconds() -> float:
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
-
-
 def weed_pid() -> int:
     """The SeaweedFS server this process started (a child of ours)."""
     for child in psutil.Process().children(recursive=True):
@@ -240,7 +212,7 @@ async def measure_puts(
     for run in range(runs):
         for name, storage in storages.items():
             key = f"{prefix}/{run}-{secrets.token_hex(4)}/video-0.mp4"
-            before = cpu_seconds(server_pid) if server_pid else 0.0
+            before = tree_cpu_seconds(server_pid) if server_pid else 0.0
             seconds, rss, link = await store_once(
                 storage,
                 key,
@@ -248,7 +220,7 @@ async def measure_puts(
                 url_maker(links[name], absolute),
             )
             if server_pid:
-                server_cpu[name] += cpu_seconds(server_pid) - before
+                server_cpu[name] += tree_cpu_seconds(server_pid) - before
             results[name].seconds.append(seconds)
             results[name].rss_mib.append(rss)
             results[name].url = link
@@ -263,67 +235,34 @@ async def measure_puts(
 # --------------------------------------------------------------------------- API servers
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind((HOST, 0))
-        return int(sock.getsockname()[1])
-
-
 @dataclass
 class Api:
     """One ``framegate serve`` on loopback; always stopped by ``stop``."""
 
     env: dict[str, str]
-    log: Path
+    log: Path  # <log_dir>/<name>.log
     port: int = field(default_factory=free_port)
     process: subprocess.Popen[bytes] | None = None
+
+    def __post_init__(self) -> None:
+        self._procs = Processes(self.env, self.log.parent)
 
     @property
     def url(self) -> str:
         return f"http://{HOST}:{self.port}"
 
     def start(self) -> None:
-        with self.log.open("ab") as log:
-            self.process = subprocess.Popen(
-                [FRAMEGATE, "serve", "--host", HOST, "--port", str(self.port)],
-                env=self.env,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        deadline = time.monotonic() + READY_TIMEOUT_S
-        while True:
-            if self.process.poll() is not None:
-                tail = "\n".join(self.log.read_text(errors="replace").splitlines()[-30:])
-                raise RuntimeError(f"framegate serve exited ({self.process.returncode}):\n{tail}")
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200:
-                    return
-            if time.monotonic() > deadline:
-                raise RuntimeError("framegate serve not healthy in time")
-            time.sleep(0.1)
+        _, self.process = start_serve(self._procs, self.log.stem, self.port, "framegate serve")
 
     def stop(self) -> None:
-        process = self.process
-        if process is None:
-            return
-        if process.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGTERM)
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                process.wait(timeout=STOP_TIMEOUT_S)
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGKILL)
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            process.wait(timeout=5)
+        self._procs.stop()
         self.process = None
 
 
 def api_env(data_dir: Path, secret: str, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("FRAMEGATE_", "AWS_"))}
     env.update(
-        PATH=f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}",
+        PATH=venv_path(),
         FRAMEGATE_DATA_DIR=str(data_dir),
         FRAMEGATE_DATABASE_URL="",  # SQLite in the data directory
         FRAMEGATE_SECRET_KEY=secret,
@@ -372,16 +311,16 @@ class Downloads:
 def download_all(
     setup: str, url: str, count: int, size: int, api_pid: int, s3_pid: int
 ) -> Downloads:
-    before = cpu_seconds(api_pid)
+    before = tree_cpu_seconds(api_pid)
     time.sleep(IDLE_WINDOW_S)
-    idle_rate = (cpu_seconds(api_pid) - before) / IDLE_WINDOW_S
+    idle_rate = (tree_cpu_seconds(api_pid) - before) / IDLE_WINDOW_S
     redirected = False
     with (
         httpx.Client(timeout=httpx.Timeout(120, connect=10)) as client,
         open(os.devnull, "wb") as sink,
     ):
-        api_before, own_before = cpu_seconds(api_pid), own_cpu_seconds()
-        s3_before = cpu_seconds(s3_pid) if s3_pid else 0.0
+        api_before, own_before = tree_cpu_seconds(api_pid), own_cpu_seconds()
+        s3_before = tree_cpu_seconds(s3_pid) if s3_pid else 0.0
         started = time.perf_counter()
         for _ in range(count):
             received = 0
@@ -396,8 +335,9 @@ def download_all(
             if received != size:
                 raise RuntimeError(f"{setup}: received {received} bytes, not {size}")
         wall = time.perf_counter() - started
-        api_cpu, own_cpu = cpu_seconds(api_pid) - api_before, own_cpu_seconds() - own_before
-        s3_cpu = cpu_seconds(s3_pid) - s3_before if s3_pid else None
+        api_cpu = tree_cpu_seconds(api_pid) - api_before
+        own_cpu = own_cpu_seconds() - own_before
+        s3_cpu = tree_cpu_seconds(s3_pid) - s3_before if s3_pid else None
     return Downloads(setup, count, size, wall, api_cpu, idle_rate, s3_cpu, own_cpu, redirected)
 
 
@@ -564,7 +504,7 @@ def benchmark(args: argparse.Namespace, workdir: Path) -> None:
     from framegate.storage.local import LocalStorage
 
     seaweedfs, region = s3server()
-    load_before = ", ".join(f"{value:.2f}" for value in os.getloadavg())
+    load_before = load_average()
     size = args.size_mb * MB
     clip = workdir / "clip.mp4"
     write_clip(clip, size)
@@ -594,13 +534,11 @@ def benchmark(args: argparse.Namespace, workdir: Path) -> None:
         downloads = measure_downloads(args, workdir, clip, server, bucket, s3, s3_pid)
         describe = s3.describe()
     machine = [
-        ("platform", platform.platform()),
-        ("CPU", f"{cpu_model()}, {os.cpu_count()} cores, {memory_gib()}"),
-        ("Python", f"{platform.python_implementation()} {platform.python_version()}"),
+        *machine_head(),
         ("S3 server", f"SeaweedFS ({weed_version()}), {describe}; its data on this disk"),
         ("local storage", f"a directory under {workdir} (same disk; no fsync either side)"),
-        ("load average before the run (1, 5, 15 min)", load_before),
-        ("load average after the run", ", ".join(f"{v:.2f}" for v in os.getloadavg())),
+        (LOAD_BEFORE, load_before),
+        (LOAD_AFTER, load_average()),
     ]
     print(render(puts, downloads, machine, args, size))
 
@@ -615,16 +553,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.size_mb < 1 or args.runs < 1 or args.downloads < 1:
         parser.error("--size-mb, --runs and --downloads must be at least 1")
 
-    def stop(signum: int, frame: object) -> None:
-        raise SystemExit(128 + signum)  # unwinds through the clean-up below
-
-    signal.signal(signal.SIGTERM, stop)
-    if args.keep is not None:
-        args.keep.mkdir(parents=True, exist_ok=True)
-        benchmark(args, args.keep.resolve())
-        return 0
-    with tempfile.TemporaryDirectory(prefix="framegate-s3-") as tmp:
-        benchmark(args, Path(tmp))
+    exit_on_sigterm()  # unwinds through the clean-up below
+    in_workdir(args.keep, "framegate-s3-", lambda workdir: benchmark(args, workdir))
     return 0
 
 
