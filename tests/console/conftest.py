@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from playwright.sync_api import (
     Browser,
     BrowserContext,
@@ -54,11 +55,38 @@ class ConsoleServer:
         return self.log.read_text(errors="replace")[-4000:]
 
 
+# Routes the console's tests need besides the built-ins: one whose every task fails (the
+# preview engine refuses its settings when a task runs, not when the catalog loads), and one
+# that takes clips up to ten hours long, so a tiny but long clip (cheap frames, checked for
+# cancellation one by one) is still running when a page cancels it.
+TEST_ROUTES: list[dict[str, Any]] = [
+    {
+        "id": "console-broken",
+        "name": "Always fails (console tests)",
+        "kind": "video",
+        "engine": "preview",
+        "settings": {"crf": 99},
+        "capabilities": {"text_to_video": True},
+        "pricing": {"unit": "clip", "credits": {"480p": 3, "720p": 3, "1080p": 3}},
+    },
+    {
+        "id": "console-slow",
+        "name": "Long clips (console tests)",
+        "kind": "video",
+        "engine": "preview",
+        "capabilities": {"text_to_video": True, "max_duration": 36000},
+        "pricing": {"unit": "clip", "credits": {"480p": 2, "720p": 2, "1080p": 2}},
+    },
+]
+
+
 @pytest.fixture(scope="session")
 def console_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ConsoleServer]:
     if not Path(CHROMIUM).exists() and not shutil.which("chromium"):
         raise RuntimeError(f"Chromium is missing at {CHROMIUM}: apt-get install -y chromium")
     root = tmp_path_factory.mktemp("console")
+    catalog = root / "catalog.yaml"
+    catalog.write_text(yaml.safe_dump({"routes": TEST_ROUTES}))
     env = environment(
         root / "data",
         "",
@@ -73,6 +101,7 @@ def console_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Console
         FRAMEGATE_FAILED_AUTH_PER_MINUTE="1000",
         FRAMEGATE_WEBHOOK_RETRY_SCHEDULE="[0, 0.5, 0.5]",
         FRAMEGATE_WEBHOOK_POLL_SECONDS="0.1",
+        FRAMEGATE_CATALOG_FILE=str(catalog),
     )
     admin = cli_json(
         env, "admin", "create-account", "--name", "operators", "--credits", "100000", "--admin"

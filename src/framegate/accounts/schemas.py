@@ -36,6 +36,9 @@ class AccountObject(BaseModel):
     name: str
     plan: str
     credit_balance: int
+    is_active: bool = Field(
+        description="False once disabled: its keys are refused (401 account_disabled)."
+    )
     created_at: UnixTime
 
 

@@ -19,13 +19,14 @@ from framegate.dependencies import (
     authorize,
     require_scope,
 )
-from framegate.exceptions import BadRequest, error_responses
+from framegate.exceptions import BadRequest, InvalidValue, error_responses
 from framegate.keys.scopes import Scope
 from framegate.keys.service import AuthContext
 from framegate.kit.pagination import PageAfter, PageLimit
-from framegate.kit.time import to_unix
+from framegate.kit.time import parse_instant, to_unix
 from framegate.models import Task, TaskStatus
 from framegate.runtime import Runtime
+from framegate.tasks.repository import TaskFilter
 from framegate.tasks.schemas import (
     ImageData,
     ImageGenerationRequest,
@@ -160,16 +161,50 @@ async def list_tasks(
     ] = None,
     model: Annotated[str | None, Query(max_length=120)] = None,
     type: Annotated[Literal["video.generation", "image.generation"] | None, Query()] = None,
+    created_from: Annotated[
+        str | None,
+        Query(
+            alias="from",
+            max_length=40,
+            description="Created at or after: ISO 8601 date or time (UTC), or Unix seconds",
+        ),
+    ] = None,
+    created_to: Annotated[
+        str | None,
+        Query(
+            alias="to",
+            max_length=40,
+            description="Created before (exclusive): ISO 8601 or Unix seconds",
+        ),
+    ] = None,
+    metadata: Annotated[
+        str | None,
+        Query(
+            max_length=600,
+            description="A metadata tag and its value, as tag:value (e.g. campaign:spring)",
+        ),
+    ] = None,
 ) -> TaskList:
     """The account's tasks, newest first, with cursor pagination and filters."""
-    tasks, has_more = await runtime.tasks.list_tasks(
-        session,
-        auth.account.id,
-        limit=limit,
-        after=after,
+    tag = None
+    if metadata is not None:
+        key, colon, value = metadata.partition(":")
+        if not colon or not key:
+            raise InvalidValue(
+                "metadata filters by one tag: send it as tag:value (e.g. campaign:spring).",
+                param="metadata",
+            )
+        tag = (key, value)
+    filters = TaskFilter(
         status=status,
         model=model,
         task_type=type,
+        created_from=parse_instant(created_from, param="from") if created_from else None,
+        created_to=parse_instant(created_to, param="to") if created_to else None,
+        metadata=tag,
+    )
+    tasks, has_more = await runtime.tasks.list_tasks(
+        session, auth.account.id, limit=limit, after=after, filters=filters
     )
     return TaskList(
         data=[runtime.tasks.to_object(t, absolute) for t in tasks],

@@ -2,13 +2,44 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
-from sqlalchemy import select, update
+from sqlalchemy import Select, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from framegate.models import Task, TaskStatus, TaskType
+
+
+@dataclass(frozen=True, slots=True)
+class TaskFilter:
+    """What a task listing keeps: each given criterion must hold."""
+
+    status: str | None = None
+    model: str | None = None
+    task_type: str | None = None
+    # Created at or after ``created_from`` and before ``created_to``.
+    created_from: datetime | None = None
+    created_to: datetime | None = None
+    # A metadata tag and the value it must have.
+    metadata: tuple[str, str] | None = None
+
+    def apply(self, statement: Select[Any]) -> Select[Any]:
+        if self.status:
+            statement = statement.where(Task.status == self.status)
+        if self.model:
+            statement = statement.where(Task.model == self.model)
+        if self.task_type:
+            statement = statement.where(Task.type == self.task_type)
+        if self.created_from is not None:
+            statement = statement.where(Task.created_at >= self.created_from)
+        if self.created_to is not None:
+            statement = statement.where(Task.created_at < self.created_to)
+        if self.metadata is not None:
+            tag, value = self.metadata
+            statement = statement.where(Task.task_metadata[tag].as_string() == value)
+        return statement
 
 
 class TaskRepository:
@@ -33,20 +64,13 @@ class TaskRepository:
         *,
         limit: int,
         after: str | None = None,
-        status: str | None = None,
-        model: str | None = None,
-        task_type: str | None = None,
+        filters: TaskFilter | None = None,
     ) -> list[Task]:
         # Ids start with their creation time, so id order is newest-first order.
         statement = select(Task).where(Task.account_id == account_id)
         if after:
             statement = statement.where(Task.id < after)
-        if status:
-            statement = statement.where(Task.status == status)
-        if model:
-            statement = statement.where(Task.model == model)
-        if task_type:
-            statement = statement.where(Task.type == task_type)
+        statement = (filters or TaskFilter()).apply(statement)
         statement = statement.order_by(Task.id.desc()).limit(limit)
         return list((await session.execute(statement)).scalars())
 

@@ -40,7 +40,7 @@ from framegate.models.task import TERMINAL_STATUSES
 from framegate.storage.base import Storage, StoredObject, input_key, output_key
 from framegate.storage.links import FileLinks
 from framegate.tasks.lifecycle import TaskLifecycle
-from framegate.tasks.repository import task_repository
+from framegate.tasks.repository import TaskFilter, task_repository
 from framegate.tasks.schemas import (
     MAX_SEED,
     ImageGenerationRequest,
@@ -510,18 +510,10 @@ class TaskService:
         *,
         limit: int,
         after: str | None,
-        status: str | None,
-        model: str | None,
-        task_type: str | None,
+        filters: TaskFilter,
     ) -> tuple[list[Task], bool]:
         rows = await task_repository.list_for_account(
-            session,
-            account_id,
-            limit=limit + 1,
-            after=after,
-            status=status,
-            model=model,
-            task_type=task_type,
+            session, account_id, limit=limit + 1, after=after, filters=filters
         )
         return one_page(rows, limit)
 

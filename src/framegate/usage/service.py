@@ -43,7 +43,7 @@ class UsageService:
         )
         total = UsageRow(group="total", tasks=0, video_seconds=0, images=0, credits=0)
         for row in rows:
-            name = _group_of(group_by, row)
+            name = group_of(group_by, row)
             for bucket in (groups[name], total):
                 _add(bucket, row)
             groups[name].group = name
@@ -56,7 +56,7 @@ class UsageService:
         )
 
 
-def _group_of(group_by: str, row: Any) -> str:
+def group_of(group_by: str, row: Any) -> str:
     if group_by == "day":
         return str(as_utc(row.created_at).date())
     if group_by == "model":

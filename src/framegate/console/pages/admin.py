@@ -1,4 +1,5 @@
-"""The console's admin page."""
+"""The console's admin page (``admin`` keys only, enforced by ``page``): accounts, credit
+grants and plans, through the /v1/admin API by the page's module."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""The console's credits page."""
+"""The console's credits page: the balance and the ledger, paged with the API's cursor
+(its module reads GET /v1/credits and GET /v1/credits/ledger)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""The console's models page."""
+"""The console's models page: the catalog (GET /v1/models) — prices, capabilities,
+availability and each route's health, fetched by the page's module."""
 
 from __future__ import annotations
 
