@@ -3,6 +3,7 @@
 // /v1/admin/plans (list, create or replace).
 
 import { api, h, copyButton, showError, credits, when } from "../console.js";
+import { fieldError, openDialog, showSecretOnce, uid } from "../forms.js";
 
 const root = document.getElementById("admin");
 const sessionAccount = root.dataset.accountId;
@@ -19,96 +20,23 @@ const planFormError = document.getElementById("put-plan-error");
 
 let accounts = [];
 let plans = { data: [], default: null };
-let counter = 0;
-const uid = (prefix) => `${prefix}-${++counter}`;
 const enc = encodeURIComponent;
 
 // A whole number as a number; anything else as typed, so that the API's answer says why.
 const numberOrText = (text) => (text.trim() !== "" && Number.isFinite(Number(text)) ? Number(text) : text.trim() || null);
-
-// An API error in a role=alert element, naming the field it is about (and marking it).
-function fieldError(target, error, fields = {}) {
-  for (const element of document.querySelectorAll("[aria-invalid]")) element.removeAttribute("aria-invalid");
-  showError(target, error);
-  if (!error) return;
-  const field = error.param ? fields[error.param] : undefined;
-  if (error.param) {
-    const label = field?.label ?? error.param;
-    const message = String(error.message ?? error).replace(`${error.param}: `, "");
-    target.replaceChildren(h("strong", {}, `${label}: `), message);
-  }
-  const element = field?.element;
-  if (element) {
-    element.setAttribute("aria-invalid", "true");
-    element.focus();
-  }
-}
-
-// The element that opened a dialog, or its twin once the list it was in is drawn again.
-function refocus(opener) {
-  if (!opener || opener.isConnected) return opener?.focus();
-  const holder = opener.closest("[data-ref]");
-  const twin = holder && [...document.querySelectorAll(`[data-ref="${CSS.escape(holder.dataset.ref)}"] button`)]
-    .find((button) => button.textContent === opener.textContent);
-  (twin ?? document.querySelector("h1"))?.focus();
-}
-
-// A modal dialog with a form; `onConfirm(form)` runs on submit (its error stays in the
-// dialog) and may return the element to focus once the dialog has closed.
-function openDialog({ title, body = [], confirmLabel, danger = false, fields = () => ({}), onConfirm }) {
-  const opener = document.activeElement;
-  const titleId = uid("dialog-title");
-  const error = h("p", { hidden: true });
-  const submit = h("button", { type: "submit", class: danger ? "danger" : "primary" }, confirmLabel);
-  const cancel = h("button", { type: "button", autofocus: danger }, "Cancel");
-  const dialogForm = h("form", { class: "stack", novalidate: true },
-    h("h2", { id: titleId }, title), ...body, error, h("div", { class: "actions" }, submit, cancel));
-  const dialog = h("dialog", { "aria-labelledby": titleId, class: "console-dialog" }, dialogForm);
-  cancel.addEventListener("click", () => dialog.close());
-  dialogForm.addEventListener("submit", async (event) => {
-    event.preventDefault();
-    submit.disabled = true;
-    try {
-      const target = await onConfirm(dialogForm);
-      dialog.close();
-      if (target instanceof HTMLElement) target.focus();
-      else refocus(opener);
-    } catch (failure) {
-      fieldError(error, failure, fields(dialogForm));
-    } finally {
-      submit.disabled = false;
-    }
-  });
-  dialog.addEventListener("close", () => dialog.remove());
-  document.body.append(dialog);
-  dialog.showModal();
-  return dialog;
-}
 
 function say(message) {
   statusBox.replaceChildren(h("p", { class: "alert ok" }, message));
 }
 
 function showSecret(title, secret, ...notes) {
-  const heading = h("h2", { tabindex: "-1" }, title);
-  const done = h("button", { type: "button" }, "Done — I have handed it over");
-  done.addEventListener("click", () => {
-    secretBox.hidden = true;
-    secretBox.replaceChildren();
-    document.getElementById("accounts-title").focus();
+  return showSecretOnce(secretBox, {
+    title, secret, notes, codeId: "new-account-key", copyLabel: "Copy key",
+    doneLabel: "Done — I have handed it over",
+    warning: "Copy this API key now: you will not see it again. ",
+    hint: "framegate keeps only a hash of it; the account's owner can rotate it.",
+    done: () => document.getElementById("accounts-title").focus(),
   });
-  secretBox.replaceChildren(
-    heading,
-    h("p", { class: "alert warn" },
-      h("strong", {}, "Copy this API key now: you will not see it again. "),
-      "framegate keeps only a hash of it; the account's owner can rotate it."),
-    h("div", { class: "secret" }, h("code", { id: "new-account-key" }, secret), copyButton(secret, "Copy key")),
-    ...notes.map((note) => h("p", {}, note)),
-    done,
-  );
-  secretBox.hidden = false;
-  heading.focus();
-  return heading;
 }
 
 // -- accounts -------------------------------------------------------------------------------

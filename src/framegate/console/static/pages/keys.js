@@ -2,6 +2,7 @@
 // (optional grace), revoke. A new secret is shown once, in this page only, never stored.
 
 import { api, h, copyButton, showError, badge, credits, when } from "../console.js";
+import { fieldError, openDialog, showSecretOnce, uid } from "../forms.js";
 
 const root = document.getElementById("keys");
 const sessionKey = root.dataset.sessionKey;
@@ -18,89 +19,15 @@ const GRACE_CHOICES = [
   [7 * 86400, "Keeps working for 7 days"],
 ];
 
-let counter = 0;
-const uid = (prefix) => `${prefix}-${++counter}`;
-
-// An API error in a role=alert element, naming the field it is about (and marking it).
-function fieldError(target, error, fields = {}) {
-  for (const element of document.querySelectorAll("[aria-invalid]")) element.removeAttribute("aria-invalid");
-  showError(target, error);
-  if (!error) return;
-  const field = error.param ? fields[error.param] : undefined;
-  if (error.param) {
-    const label = field?.label ?? error.param;
-    const message = String(error.message ?? error).replace(`${error.param}: `, "");
-    target.replaceChildren(h("strong", {}, `${label}: `), message);
-  }
-  const element = field?.element;
-  if (element) {
-    element.setAttribute("aria-invalid", "true");
-    element.focus();
-  }
-}
-
-// The element that opened a dialog, or its twin once the list it was in is drawn again.
-function refocus(opener) {
-  if (!opener || opener.isConnected) return opener?.focus();
-  const holder = opener.closest("[data-ref]");
-  const twin = holder && [...document.querySelectorAll(`[data-ref="${CSS.escape(holder.dataset.ref)}"] button`)]
-    .find((button) => button.textContent === opener.textContent);
-  (twin ?? document.querySelector("h1"))?.focus();
-}
-
-// A modal dialog with a form; `onConfirm(form)` runs on submit (its error stays in the
-// dialog) and may return the element to focus once the dialog has closed.
-function openDialog({ title, body = [], confirmLabel, danger = false, fields = () => ({}), onConfirm }) {
-  const opener = document.activeElement;
-  const titleId = uid("dialog-title");
-  const error = h("p", { hidden: true });
-  const submit = h("button", { type: "submit", class: danger ? "danger" : "primary" }, confirmLabel);
-  const cancel = h("button", { type: "button", autofocus: danger }, "Cancel");
-  const dialogForm = h("form", { class: "stack", novalidate: true },
-    h("h2", { id: titleId }, title), ...body, error, h("div", { class: "actions" }, submit, cancel));
-  const dialog = h("dialog", { "aria-labelledby": titleId, class: "console-dialog" }, dialogForm);
-  cancel.addEventListener("click", () => dialog.close());
-  dialogForm.addEventListener("submit", async (event) => {
-    event.preventDefault();
-    submit.disabled = true;
-    try {
-      const target = await onConfirm(dialogForm);
-      dialog.close();
-      if (target instanceof HTMLElement) target.focus();
-      else refocus(opener);
-    } catch (failure) {
-      fieldError(error, failure, fields(dialogForm));
-    } finally {
-      submit.disabled = false;
-    }
-  });
-  dialog.addEventListener("close", () => dialog.remove());
-  document.body.append(dialog);
-  dialog.showModal();
-  return dialog;
-}
 
 // The secret of a key just created or rotated: shown here once, with a copy button.
 function showSecret(title, secret, ...notes) {
-  const heading = h("h2", { tabindex: "-1" }, title);
-  const done = h("button", { type: "button" }, "Done — I have stored it");
-  done.addEventListener("click", () => {
-    secretBox.hidden = true;
-    secretBox.replaceChildren();
-    form.querySelector("input")?.focus();
+  return showSecretOnce(secretBox, {
+    title, secret, notes, codeId: "new-key-secret",
+    warning: "Copy this secret now: you will not see it again. ",
+    hint: "framegate keeps only a hash of it; if it is lost, rotate the key for a new one.",
+    done: () => form.querySelector("input")?.focus(),
   });
-  secretBox.replaceChildren(
-    heading,
-    h("p", { class: "alert warn" },
-      h("strong", {}, "Copy this secret now: you will not see it again. "),
-      "framegate keeps only a hash of it; if it is lost, rotate the key for a new one."),
-    h("div", { class: "secret" }, h("code", { id: "new-key-secret" }, secret), copyButton(secret, "Copy secret")),
-    ...notes.map((note) => h("p", {}, note)),
-    done,
-  );
-  secretBox.hidden = false;
-  heading.focus();
-  return heading;
 }
 
 function keyStatus(key) {

@@ -3,6 +3,7 @@
 // send a test event, and each endpoint's deliveries; the task-webhook secret.
 
 import { api, h, copyButton, showError, badge, when } from "../console.js";
+import { fieldError, openDialog, showSecretOnce, uid } from "../forms.js";
 
 const root = document.getElementById("webhooks");
 const list = document.getElementById("webhook-list");
@@ -19,90 +20,16 @@ const EVENTS = [...form.querySelectorAll('input[name="events"]')].map((box) => (
   help: box.labels[0]?.querySelector(".muted")?.textContent ?? "",
 }));
 
-let counter = 0;
-const uid = (prefix) => `${prefix}-${++counter}`;
 const enc = encodeURIComponent;
-
-// An API error in a role=alert element, naming the field it is about (and marking it).
-function fieldError(target, error, fields = {}) {
-  for (const element of document.querySelectorAll("[aria-invalid]")) element.removeAttribute("aria-invalid");
-  showError(target, error);
-  if (!error) return;
-  const field = error.param ? fields[error.param] : undefined;
-  if (error.param) {
-    const label = field?.label ?? error.param;
-    const message = String(error.message ?? error).replace(`${error.param}: `, "");
-    target.replaceChildren(h("strong", {}, `${label}: `), message);
-  }
-  const element = field?.element;
-  if (element) {
-    element.setAttribute("aria-invalid", "true");
-    element.focus();
-  }
-}
-
-// The element that opened a dialog, or its twin once the list it was in is drawn again.
-function refocus(opener) {
-  if (!opener || opener.isConnected) return opener?.focus();
-  const holder = opener.closest("[data-ref]");
-  const twin = holder && [...document.querySelectorAll(`[data-ref="${CSS.escape(holder.dataset.ref)}"] button`)]
-    .find((button) => button.textContent === opener.textContent);
-  (twin ?? document.querySelector("h1"))?.focus();
-}
-
-// A modal dialog with a form; `onConfirm(form)` runs on submit (its error stays in the
-// dialog) and may return the element to focus once the dialog has closed.
-function openDialog({ title, body = [], confirmLabel, danger = false, fields = () => ({}), onConfirm }) {
-  const opener = document.activeElement;
-  const titleId = uid("dialog-title");
-  const error = h("p", { hidden: true });
-  const submit = h("button", { type: "submit", class: danger ? "danger" : "primary" }, confirmLabel);
-  const cancel = h("button", { type: "button", autofocus: danger }, "Cancel");
-  const dialogForm = h("form", { class: "stack", novalidate: true },
-    h("h2", { id: titleId }, title), ...body, error, h("div", { class: "actions" }, submit, cancel));
-  const dialog = h("dialog", { "aria-labelledby": titleId, class: "console-dialog" }, dialogForm);
-  cancel.addEventListener("click", () => dialog.close());
-  dialogForm.addEventListener("submit", async (event) => {
-    event.preventDefault();
-    submit.disabled = true;
-    try {
-      const target = await onConfirm(dialogForm);
-      dialog.close();
-      if (target instanceof HTMLElement) target.focus();
-      else refocus(opener);
-    } catch (failure) {
-      fieldError(error, failure, fields(dialogForm));
-    } finally {
-      submit.disabled = false;
-    }
-  });
-  dialog.addEventListener("close", () => dialog.remove());
-  document.body.append(dialog);
-  dialog.showModal();
-  return dialog;
-}
 
 // A signing secret just issued: shown here once, with a copy button.
 function showSecret(title, secret, ...notes) {
-  const heading = h("h2", { tabindex: "-1" }, title);
-  const done = h("button", { type: "button" }, "Done — I have stored it");
-  done.addEventListener("click", () => {
-    secretBox.hidden = true;
-    secretBox.replaceChildren();
-    document.getElementById("webhook-list-title").focus();
+  return showSecretOnce(secretBox, {
+    title, secret, notes, codeId: "new-webhook-secret",
+    warning: "Copy this signing secret now: you will not see it again. ",
+    hint: "If it is lost, rotate the endpoint's secret for a new one.",
+    done: () => document.getElementById("webhook-list-title").focus(),
   });
-  secretBox.replaceChildren(
-    heading,
-    h("p", { class: "alert warn" },
-      h("strong", {}, "Copy this signing secret now: you will not see it again. "),
-      "If it is lost, rotate the endpoint's secret for a new one."),
-    h("div", { class: "secret" }, h("code", { id: "new-webhook-secret" }, secret), copyButton(secret, "Copy secret")),
-    ...notes.map((note) => h("p", {}, note)),
-    done,
-  );
-  secretBox.hidden = false;
-  heading.focus();
-  return heading;
 }
 
 function eventChecks(prefix, checked) {
