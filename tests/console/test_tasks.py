@@ -1,5 +1,6 @@
 """The tasks pages in a real browser: the gallery shows a finished task with its thumbnail,
-filters and pages through GET /v1/tasks; a task's page shows what the API says of it (the
+filters (status, model, kind, a metadata tag, a range of UTC days) and pages through
+GET /v1/tasks; a task's page shows what the API says of it (the
 credits captured, the route that served it, a failure's code and message) and cancels an
 unfinished task through the API.
 
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -218,6 +220,162 @@ def test_filters_and_pages_narrow_the_list(page: Page, tasks_account: dict[str, 
     page.go_back()
     expect(page.locator("#tasks-page")).to_have_text("Page 2")
     expect_cards(video)
+
+
+@pytest.fixture(scope="module")
+def tagged_account(console_server: ConsoleServer) -> Iterator[dict[str, Any]]:
+    """An account of its own with five finished videos: two tagged campaign=spring (one
+    with a second tag), one campaign=spring sale (the same tag, another value), one
+    campaign=summer and one untagged."""
+    account = new_account(console_server)
+    tags: dict[str, dict[str, str]] = {
+        "spring": {"campaign": "spring"},
+        "spring2": {"campaign": "spring", "customer": "acme"},
+        "sale": {"campaign": "spring sale"},
+        "summer": {"campaign": "summer"},
+        "untagged": {},
+    }
+    with client(console_server, account["api_key"]) as api:
+        submitted = {name: submit(api, metadata=metadata) for name, metadata in tags.items()}
+        account["tasks"] = {name: wait_finished(api, t["id"]) for name, t in submitted.items()}
+        yield account
+
+
+def expect_only(page: Page, *ids: str) -> None:
+    """Exactly these tasks' cards, once the list has caught up with the request."""
+    expect(page.locator("#task-list")).not_to_have_attribute("aria-busy", "true")
+    for task_id in ids:
+        expect(card(page, task_id)).to_be_visible()
+    expect(page.locator(".task-card")).to_have_count(len(ids))
+
+
+def test_a_metadata_tag_narrows_the_list(page: Page, tagged_account: dict[str, Any]) -> None:
+    ids = {name: t["id"] for name, t in tagged_account["tasks"].items()}
+    sign_in(page, tagged_account["api_key"], "/console/tasks")
+    expect_only(page, *ids.values())
+    tag = page.get_by_label("Tag")
+    expect(tag).to_have_accessible_description(re.compile("tag:value"))
+
+    # Exactly that value: not "spring sale", not the other tag's tasks, not the untagged one.
+    tag.fill("campaign:spring")
+    page.get_by_role("button", name="Apply filters").click()
+    expect_only(page, ids["spring"], ids["spring2"])
+    expect(page).to_have_url(re.compile(r"[?&]metadata=campaign%3Aspring(&|$)"))
+    expect(page.get_by_role("status")).to_have_text("Page 1: 2 tasks matching the filters.")
+
+    tag.fill("campaign:spring sale")
+    tag.press("Enter")
+    expect_only(page, ids["sale"])
+    tag.fill("customer:acme")
+    page.get_by_role("button", name="Apply filters").click()
+    expect_only(page, ids["spring2"])
+    tag.fill("campaign:autumn")
+    page.get_by_role("button", name="Apply filters").click()
+    expect(page.get_by_role("status")).to_have_text("No tasks match these filters.")
+    expect_only(page)
+
+    # The address keeps the tag: a reload shows the same, Back the tag before.
+    page.reload()
+    expect(tag).to_have_value("campaign:autumn")
+    expect_only(page)
+    page.go_back()
+    expect(tag).to_have_value("customer:acme")
+    expect_only(page, ids["spring2"])
+
+    # A task's page links each of its tags to the list filtered by it.
+    page.goto(f"/console/tasks/{ids['spring2']}")
+    metadata = page.locator("#task-metadata")
+    expect(metadata.get_by_role("link")).to_have_count(2)
+    metadata.get_by_role("link", name="the tasks tagged campaign:spring").click()
+    expect(page).to_have_url(re.compile(r"/console/tasks\?metadata=campaign%3Aspring$"))
+    expect(tag).to_have_value("campaign:spring")
+    expect_only(page, ids["spring"], ids["spring2"])
+
+
+def test_a_malformed_tag_shows_the_apis_error(page: Page, tagged_account: dict[str, Any]) -> None:
+    ids = {name: t["id"] for name, t in tagged_account["tasks"].items()}
+    sign_in(page, tagged_account["api_key"], "/console/tasks")
+    expect_only(page, *ids.values())
+    tag = page.get_by_label("Tag")
+    tag.fill("campaign")  # no colon: GET /v1/tasks answers 422 naming metadata
+    page.get_by_role("button", name="Apply filters").click()
+    alert = page.get_by_role("alert")
+    expect(alert).to_contain_text("metadata filters by one tag")
+    expect(alert).to_contain_text("tag:value")
+    expect(tag).to_have_attribute("aria-invalid", "true")
+    expect(tag).to_have_accessible_description(re.compile("metadata filters by one tag"))
+    expect_only(page)  # no list stands for a filter that was not applied
+    expect(page.get_by_role("status")).to_contain_text("Tag")
+
+    tag.fill("campaign:summer")
+    page.get_by_role("button", name="Apply filters").click()
+    expect_only(page, ids["summer"])
+    expect(alert).to_be_hidden()
+    expect(tag).not_to_have_attribute("aria-invalid", "true")
+
+
+def test_a_range_of_days_narrows_the_list(page: Page, tagged_account: dict[str, Any]) -> None:
+    tasks = tagged_account["tasks"].values()
+    ids = [t["id"] for t in tasks]
+    # The UTC days the tasks were made on (one, unless the fixture ran across midnight).
+    days = sorted({datetime.fromtimestamp(t["created_at"], UTC).date() for t in tasks})
+    first, last = days[0], days[-1]
+    assert last == datetime.now(UTC).date() or last == datetime.now(UTC).date() - timedelta(1)
+    yesterday = first - timedelta(days=1)
+    sign_in(page, tagged_account["api_key"], "/console/tasks")
+    expect_only(page, *ids)
+    start, end = page.get_by_label("From"), page.get_by_label("To", exact=True)
+
+    def apply_range(since: date | None, until: date | None) -> None:
+        start.fill(since.isoformat() if since else "")
+        end.fill(until.isoformat() if until else "")
+        page.get_by_role("button", name="Apply filters").click()
+
+    # A week ending yesterday: none of today's tasks.
+    apply_range(yesterday - timedelta(days=6), yesterday)
+    expect(page.get_by_role("status")).to_have_text("No tasks match these filters.")
+    expect_only(page)
+    # The address keeps the days as chosen (To is the last day shown, not the API's bound).
+    expect(page).to_have_url(re.compile(rf"from={yesterday - timedelta(days=6)}&to={yesterday}$"))
+
+    # To is included: a range of just today shows today's tasks.
+    apply_range(first, last)
+    expect_only(page, *ids)
+    apply_range(yesterday, None)
+    expect_only(page, *ids)
+    apply_range(None, last)
+    expect_only(page, *ids)
+    apply_range(last + timedelta(days=1), None)
+    expect_only(page)
+
+    # Reload keeps the range; Back goes through the ranges before.
+    page.reload()
+    expect(start).to_have_value((last + timedelta(days=1)).isoformat())
+    expect_only(page)
+    page.go_back()
+    expect(start).to_have_value("")
+    expect(end).to_have_value(last.isoformat())
+    expect_only(page, *ids)
+    page.go_back()
+    page.go_back()
+    expect(start).to_have_value(first.isoformat())
+    expect_only(page, *ids)
+    page.go_back()
+    expect(end).to_have_value(yesterday.isoformat())
+    expect_only(page)
+
+    # The range and the tag together; a To before From is refused before asking the API.
+    page.get_by_label("Tag").fill("campaign:summer")
+    apply_range(first, last)
+    expect_only(page, tagged_account["tasks"]["summer"]["id"])
+    apply_range(last, yesterday)
+    expect(page.get_by_role("alert")).to_contain_text("must not come before")
+    expect(end).to_have_attribute("aria-invalid", "true")
+    expect_only(page)
+    page.get_by_role("button", name="Clear").click()
+    expect_only(page, *ids)
+    expect(page.get_by_role("alert")).to_be_hidden()
+    expect(page).to_have_url(re.compile(r"/console/tasks$"))
 
 
 def test_an_unfinished_task_is_cancelled_from_its_page(

@@ -7,18 +7,18 @@ import dataclasses
 import json
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Annotated, Any, NoReturn, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import typer
 from framegate_client.cli import register_client_commands
-from rich.console import Console
 from rich.table import Table
 
 from framegate import __version__
 from framegate.app import create_app
 from framegate.cli.models import models_app
 from framegate.cli.storage import storage_app
-from framegate.config import ConfigurationError, Settings
+from framegate.cli.support import checked_settings, console, err_console, fail
+from framegate.config import Settings
 from framegate.db import transaction, upgrade_database
 from framegate.dispatch.distributed import ClusterWorker, RouteSelectionError, select_routes
 from framegate.exceptions import FramegateError
@@ -40,8 +40,6 @@ app.add_typer(storage_app, name="storage")
 # generate, tasks, models, credits, estimate (the SDK's); `models` also pulls weights.
 register_client_commands(app, models_app=models_app)
 
-console = Console()
-err_console = Console(stderr=True)
 T = TypeVar("T")
 
 
@@ -100,7 +98,7 @@ def serve(
     overrides: dict[str, Any] = {}
     if workers is not None:
         overrides["worker_concurrency"] = workers
-    settings = _settings(**overrides)
+    settings = checked_settings(**overrides)
     listen_host = host or settings.host
     listen_port = port or settings.port
 
@@ -141,9 +139,9 @@ def worker(
     """Run engines only, for a distributed deployment (FRAMEGATE_DISPATCH=distributed): take
     the jobs of the chosen routes from PostgreSQL until SIGTERM, then let running tasks
     finish (FRAMEGATE_WORKER_SHUTDOWN_SECONDS) or hand them back."""
-    settings = _settings()
+    settings = checked_settings()
     if not settings.is_distributed:
-        _fail(
+        fail(
             "`framegate worker` serves a distributed deployment: set FRAMEGATE_DISPATCH=distributed"
         )
     # What the worker does (tasks stopped, jobs run again, leases lost) goes to stderr.
@@ -154,7 +152,7 @@ def worker(
     patterns = [p.strip() for p in routes.split(",") if p.strip()] if routes else None
     slots = concurrency if concurrency is not None else settings.worker_concurrency
     if slots < 1:
-        _fail("--concurrency must be at least 1")
+        fail("--concurrency must be at least 1")
 
     async def main() -> None:
         runtime = await Runtime.create(settings)
@@ -172,22 +170,7 @@ def worker(
     try:
         asyncio.run(main())
     except RouteSelectionError as exc:
-        _fail(str(exc))
-
-
-def _settings(**overrides: Any) -> Settings:
-    """The settings, or one error line (and exit 2) when they cannot work together."""
-    settings = Settings(**overrides)
-    try:
-        settings.check()
-    except ConfigurationError as exc:
-        _fail(str(exc), code=2)
-    return settings
-
-
-def _fail(message: str, code: int = 1) -> NoReturn:
-    err_console.print(f"[red]error:[/red] {message}", soft_wrap=True)
-    raise typer.Exit(code)
+        fail(str(exc))
 
 
 @admin_app.command("create-account")

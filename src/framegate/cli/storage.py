@@ -12,9 +12,8 @@ from typing import Annotated, Any
 
 import httpx
 import typer
-from rich.console import Console
 
-from framegate.config import ConfigurationError, Settings
+from framegate.cli.support import checked_settings, console, err_console, fail
 from framegate.runtime import make_storage
 from framegate.storage.base import Storage
 from framegate.storage.local import LocalStorage
@@ -23,8 +22,6 @@ storage_app = typer.Typer(
     help="Where outputs and uploads live: check it, move local files to S3.",
     no_args_is_help=True,
 )
-console = Console()
-err_console = Console(stderr=True)
 PROBE_PREFIX = "framegate-check"
 FETCH_TIMEOUT_SECONDS = 30.0
 # What `migrate` copies: outputs and thumbnails, kept input images, uploads.
@@ -33,20 +30,6 @@ MIGRATED_PREFIXES = ("outputs/", "inputs/", "uploads/")
 
 class Target(StrEnum):
     s3 = "s3"
-
-
-def _settings() -> Settings:
-    settings = Settings()
-    try:
-        settings.check()
-    except ConfigurationError as exc:
-        _fail(str(exc), code=2)
-    return settings
-
-
-def _fail(message: str, code: int = 1) -> None:
-    err_console.print(f"[red]error:[/red] {message}", soft_wrap=True)
-    raise typer.Exit(code)
 
 
 def _problem(exc: BaseException) -> str:
@@ -58,7 +41,7 @@ def _problem(exc: BaseException) -> str:
 @storage_app.command("check")
 def check(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     """Write, read, presign (object storage: fetch the URL) and delete a probe object."""
-    settings = _settings()
+    settings = checked_settings()
     storage = make_storage(settings)
     steps: list[dict[str, Any]] = []
     failed = asyncio.run(_check(storage, steps))
@@ -139,9 +122,9 @@ def migrate(
     the database changes: restart with FRAMEGATE_STORAGE=s3 and the files are served from
     the bucket. The local files stay until you remove them.
     """
-    settings = _settings()
+    settings = checked_settings()
     if not settings.s3_bucket:
-        _fail("set FRAMEGATE_S3_BUCKET (and FRAMEGATE_S3_ENDPOINT_URL off AWS) first", code=2)
+        fail("set FRAMEGATE_S3_BUCKET (and FRAMEGATE_S3_ENDPOINT_URL off AWS) first", code=2)
     source = LocalStorage(settings.storage_dir)
     target = make_storage(settings.model_copy(update={"storage": to.value}))
     report = asyncio.run(_migrate(source, target, dry_run=dry_run))

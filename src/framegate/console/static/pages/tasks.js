@@ -89,12 +89,36 @@ export function renderCards(list, tasks) {
 
 // -- the list ------------------------------------------------------------------------------
 
+const DAY_MS = 86_400_000;
+const ISO_DAY = /^\d{4}-\d{2}-\d{2}$/;
+const LABELS = { status: "Status", model: "Model", type: "Kind", metadata: "Tag", from: "From", to: "To", limit: "Per page" };
+
+// The page's To is the last UTC day shown; the API's `to` is the first instant left out: the
+// start of the next day. A value this cannot read goes as it is, for the API to name.
+function dayAfter(day) {
+  const next = new Date(Date.parse(`${day}T00:00:00Z`) + DAY_MS);
+  if (Number.isNaN(next.getTime())) return day;
+  const iso = next.toISOString();
+  return ISO_DAY.test(iso.slice(0, 10)) ? iso.slice(0, 10) : iso;
+}
+
+// A filter the page itself refuses, named like the API's errors name their parameter.
+class FilterError extends Error {
+  constructor(message, param) {
+    super(message);
+    this.param = param;
+  }
+}
+
 function listPage(root) {
   const form = root.querySelector("#task-filters");
   const fields = {
     status: form.querySelector("#filter-status"),
     model: form.querySelector("#filter-model"),
     type: form.querySelector("#filter-type"),
+    metadata: form.querySelector("#filter-metadata"),
+    from: form.querySelector("#filter-from"),
+    to: form.querySelector("#filter-to"),
     limit: form.querySelector("#filter-limit"),
   };
   const alert = root.querySelector("#tasks-error");
@@ -109,13 +133,54 @@ function listPage(root) {
   let timer = null;
   let loading = 0;
 
+  // The filters as the address keeps them (To the last day included). A tag's value is
+  // matched exactly, so the Tag field is not trimmed; only a blank one is no filter.
   function filters() {
     const chosen = {};
     for (const [name, field] of Object.entries(fields)) {
-      const value = field.value.trim();
-      if (value && !(name === "limit" && value === "24")) chosen[name] = value;
+      const value = name === "metadata" ? field.value : field.value.trim();
+      if (value.trim() && !(name === "limit" && value === "24")) chosen[name] = value;
     }
     return chosen;
+  }
+
+  // The query of GET /v1/tasks for the filters and the page.
+  function query() {
+    const params = new URLSearchParams(filters());
+    if (params.has("to")) params.set("to", dayAfter(params.get("to")));
+    if (!params.has("limit")) params.set("limit", "24");
+    if (state.after) params.set("after", state.after);
+    return params;
+  }
+
+  // What the page can tell about the range before asking: a half-typed date (which reads
+  // as empty), a day out of the API's range, or a To before From.
+  function checkRange(chosen) {
+    for (const name of ["from", "to"]) {
+      const { validity, min, max } = fields[name];
+      if (validity.badInput) throw new FilterError(`${LABELS[name]}: enter a whole date (day, month and year).`, name);
+      if (validity.rangeUnderflow || validity.rangeOverflow) {
+        throw new FilterError(`${LABELS[name]}: choose a day from ${min} to ${max}.`, name);
+      }
+    }
+    if (ISO_DAY.test(chosen.from ?? "") && ISO_DAY.test(chosen.to ?? "") && chosen.to < chosen.from) {
+      throw new FilterError("To: the last day must not come before From.", "to");
+    }
+  }
+
+  // Mark the field an error names (or none) as invalid, described by the alert.
+  function flag(name) {
+    for (const [key, field] of Object.entries(fields)) {
+      const described = (field.getAttribute("aria-describedby") ?? "").split(" ").filter((id) => id && id !== alert.id);
+      if (key === name) {
+        field.setAttribute("aria-invalid", "true");
+        described.push(alert.id);
+      } else {
+        field.removeAttribute("aria-invalid");
+      }
+      if (described.length) field.setAttribute("aria-describedby", described.join(" "));
+      else field.removeAttribute("aria-describedby");
+    }
   }
 
   function address() {
@@ -133,6 +198,8 @@ function listPage(root) {
       // Any page size the API takes (1 to 100) may come in the address.
       if (!known && name === "limit" && /^[1-9][0-9]?$|^100$/.test(value)) field.append(h("option", { value }, value));
       else if (!known) continue;
+      // A date field keeps only a whole date (YYYY-MM-DD); anything else in the address
+      // leaves it empty, as an unknown choice leaves a list as it was.
       field.value = value;
     }
     const after = params.get("after");
@@ -142,14 +209,15 @@ function listPage(root) {
   async function load({ quiet = false } = {}) {
     clearTimeout(timer);
     const ticket = ++loading;
-    const params = new URLSearchParams(filters());
-    if (!params.has("limit")) params.set("limit", "24");
-    if (state.after) params.set("after", state.after);
     if (!quiet) list.setAttribute("aria-busy", "true");
     try {
-      const page = await api(`/v1/tasks?${params}`);
+      checkRange(filters());
+      const page = await api(`/v1/tasks?${query()}`);
       if (ticket !== loading) return;
-      if (!quiet) showError(alert, null);
+      if (!quiet) {
+        showError(alert, null);
+        flag(null);
+      }
       renderCards(list, page.data);
       nextCursor = page.has_more ? page.next_cursor : null;
       const focused = document.activeElement;
@@ -171,7 +239,18 @@ function listPage(root) {
       // Unfinished tasks on the page: look again shortly.
       if (page.data.some(isUnfinished)) timer = setTimeout(() => load({ quiet: true }), POLL_MS);
     } catch (error) {
-      if (ticket === loading) showError(alert, error);
+      if (ticket !== loading) return;
+      showError(alert, error);
+      // A filter refused (by the API's 422 naming it, or by the page): the field says so,
+      // and no list stands for filters that were not applied.
+      if (!quiet && Object.hasOwn(fields, error.param ?? "")) {
+        flag(error.param);
+        list.replaceChildren();
+        nextCursor = null;
+        next.disabled = true;
+        prev.disabled = state.trail.length === 0;
+        status.textContent = `No tasks shown: correct the ${LABELS[error.param]} filter.`;
+      }
     } finally {
       if (ticket === loading) list.removeAttribute("aria-busy");
     }
@@ -222,9 +301,23 @@ function shown(value) {
   return typeof value === "object" ? JSON.stringify(value) : String(value);
 }
 
-function facts(target, entries) {
-  const items = entries.flatMap(([name, value]) => [h("dt", {}, name), h("dd", {}, shown(value))]);
+function facts(target, entries, describe = (name, value) => shown(value)) {
+  const items = entries.flatMap(([name, value]) => [h("dt", {}, name), h("dd", {}, describe(name, value))]);
   target.replaceChildren(...(items.length ? items : [h("dd", { class: "muted empty" }, "None")]));
+}
+
+// A metadata tag's value, linked to the tasks list filtered by that tag and value. The
+// filter (metadata=tag:value) splits at the first colon, so a tag with a colon in its name
+// cannot be asked for: it stays plain text.
+function taggedLink(tag, value) {
+  if (tag.includes(":") || typeof value !== "string") return shown(value);
+  const filter = `${tag}:${value}`;
+  return h(
+    "a",
+    { href: `/console/tasks?${new URLSearchParams({ metadata: filter })}`, class: "tag-link" },
+    shown(value),
+    h("span", { class: "visually-hidden" }, ` (the tasks tagged ${filter})`),
+  );
 }
 
 function detailPage(root) {
@@ -293,7 +386,12 @@ function detailPage(root) {
     $("#attempts").textContent = credits(task.attempts);
 
     facts($("#task-params"), Object.entries(task.input ?? {}).sort(([a], [b]) => a.localeCompare(b)));
-    facts($("#task-metadata"), Object.entries(task.metadata ?? {}));
+    // Metadata never changes: drawn once, so a poll does not take the focus off its links.
+    const metadata = $("#task-metadata");
+    if (!metadata.dataset.drawn) {
+      facts(metadata, Object.entries(task.metadata ?? {}), taggedLink);
+      metadata.dataset.drawn = "yes";
+    }
   }
 
   function renderOutput(task) {
