@@ -71,6 +71,7 @@ ROUTERS += (
         module.router
         for module in (overview, playground, tasks, usage, credits, keys, webhooks, models, admin)
     ),
+    console.fallback_router,
 )
 # Native paths inside a dialect's prefix.
 NATIVE_PATHS = ("/v1/videos/generations",)

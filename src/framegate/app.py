@@ -74,9 +74,10 @@ def create_app(
     app.add_middleware(AuthenticationMiddleware)
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_request_bytes)
     app.add_middleware(RequestIdMiddleware)
+    # Before the routers: the console's last route catches every other /console path.
+    app.mount("/console/static", StaticFiles(directory=CONSOLE_STATIC), name="console-static")
     for router in ROUTERS:
         app.include_router(router)
-    app.mount("/console/static", StaticFiles(directory=CONSOLE_STATIC), name="console-static")
     _install_error_handlers(app)
     use_error_envelope_in_openapi(app)
     return app

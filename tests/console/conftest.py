@@ -26,6 +26,7 @@ from playwright.sync_api import (
     sync_playwright,
 )
 from playwright.sync_api import Request as BrowserRequest
+
 from tests.processes import Server, cli_json, environment, free_port
 
 CHROMIUM = os.environ.get("FRAMEGATE_TEST_CHROMIUM", "/usr/bin/chromium")
@@ -80,7 +81,9 @@ TEST_ROUTES: list[dict[str, Any]] = [
 ]
 
 
-@pytest.fixture(scope="session")
+# Package-scoped: Playwright's sync API runs an event loop of its own while it is started,
+# and the asyncio tests of the other packages need it stopped before they run.
+@pytest.fixture(scope="package")
 def console_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ConsoleServer]:
     if not Path(CHROMIUM).exists() and not shutil.which("chromium"):
         raise RuntimeError(f"Chromium is missing at {CHROMIUM}: apt-get install -y chromium")
@@ -115,13 +118,13 @@ def console_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Console
         server.stop()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def playwright() -> Iterator[Playwright]:
     with sync_playwright() as driver:
         yield driver
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def browser(playwright: Playwright) -> Iterator[Browser]:
     executable = CHROMIUM if Path(CHROMIUM).exists() else shutil.which("chromium")
     launched = playwright.chromium.launch(

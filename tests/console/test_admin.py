@@ -10,6 +10,7 @@ import secrets
 
 import httpx
 from playwright.sync_api import Page, expect
+
 from tests.console.conftest import ConsoleServer
 
 

@@ -10,6 +10,7 @@ from typing import Any
 
 import httpx
 from playwright.sync_api import Browser, Page, expect
+
 from tests.console.conftest import DESKTOP, ConsoleServer, new_page, sign_in
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import httpx
 from playwright.sync_api import Browser, Page, expect
+
 from tests.console.conftest import PHONE, ConsoleServer, new_page, sign_in
 
 

@@ -12,6 +12,7 @@ from typing import Any
 import httpx
 import pytest
 from playwright.sync_api import Browser, Page, expect
+
 from tests.console.conftest import PHONE, ConsoleServer, new_page, sign_in
 from tests.console.test_tasks import client, new_account, submit, thumbnail_loaded, wait_finished
 

@@ -17,6 +17,7 @@ from typing import Any
 import httpx
 from PIL import Image
 from playwright.sync_api import Browser, FilePayload, Page, expect
+
 from tests.console.conftest import DESKTOP, PHONE, ConsoleServer, new_page, sign_in
 
 PROMPT = "A paper boat drifting down a rain-soaked street at dusk"

@@ -17,6 +17,7 @@ from typing import Any
 import httpx
 import pytest
 from playwright.sync_api import Browser, Locator, Page, expect
+
 from tests.console.conftest import PHONE, ConsoleServer, new_page, sign_in
 from tests.waiting import wait_until_sync
 

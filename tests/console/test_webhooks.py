@@ -17,6 +17,7 @@ import httpx
 import pytest
 from playwright.sync_api import Page, expect
 from standardwebhooks import Webhook, WebhookVerificationError
+
 from tests.console.conftest import ConsoleServer, sign_in
 
 

@@ -10,9 +10,20 @@ same when opened on its own. Every bar or point carries its own ``<title>`` (a t
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from html import escape
+from html import escape as _escape_html
+
+# What XML 1.0 cannot hold (most control characters, U+FFFE, U+FFFF): data such as a metadata
+# tag may contain them, and one would make the whole drawing unreadable.
+_NOT_XML = re.compile("[^\x09\x0a\x0d\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+
+
+def escape(text: str) -> str:
+    """Text for SVG: characters XML cannot hold replaced by U+FFFD, then escaped."""
+    return _escape_html(_NOT_XML.sub("\ufffd", text))
+
 
 PALETTE = (
     "#4f46e5",

@@ -19,7 +19,7 @@ from framegate import __version__
 from framegate.console.guard import check_same_origin, csrf_matches, session_token
 from framegate.console.sessions import COOKIE_NAME, ConsoleUser
 from framegate.dependencies import RuntimeDep
-from framegate.exceptions import ErrorResponse, Forbidden, FramegateError, Unauthorized
+from framegate.exceptions import ErrorResponse, Forbidden, FramegateError, NotFound, Unauthorized
 from framegate.keys.middleware import CONSOLE_STATE_KEY
 from framegate.keys.scopes import Scope as KeyScope
 from framegate.keys.scopes import has_scope
@@ -151,9 +151,6 @@ async def csrf_form(request: Request, user: User) -> ConsoleUser:
     return user
 
 
-FormUser = Annotated[ConsoleUser, Depends(csrf_form)]
-
-
 def page(request: Request, user: ConsoleUser, name: str, **context: Any) -> Response:
     """A page of the navigation, or the 403 page when the key lacks its scope."""
     entry = PAGES_BY_NAME[name]
@@ -182,8 +179,16 @@ async def root() -> RedirectResponse:
 
 
 def _safe_next(target: str | None) -> str:
-    """Where to go after signing in: a console path only (never another site)."""
-    if target and target.startswith("/console") and "//" not in target and "\\" not in target:
+    """Where to go after signing in: a console path only (never another site, nor out of
+    the console by ``..``)."""
+    if (
+        target
+        and target.startswith("/console")
+        and "//" not in target
+        and "\\" not in target
+        and ".." not in target.split("?", 1)[0]
+        and not any(ord(c) < 32 or ord(c) == 127 for c in target)
+    ):
         return target
     return "/console"
 
@@ -245,7 +250,13 @@ def _is_https(scope: Scope, public_url: str) -> bool:
 
 
 @router.post("/console/sign-out")
-async def sign_out(request: Request, runtime: RuntimeDep, _user: FormUser) -> Response:
+async def sign_out(request: Request, runtime: RuntimeDep) -> Response:
+    """End the session (its form's token required); with no live session (its key was
+    revoked meanwhile) there is nothing to end: the cookie is cleared all the same."""
+    if current_user(request) is not None:
+        await csrf_form(request, signed_in(request))
+    else:
+        check_same_origin(request.scope, runtime.settings.public_url)
     token = session_token(request.scope)
     if token is not None:
         await runtime.console.close(token)
@@ -283,3 +294,18 @@ DIALECT = Dialect(
     render_error=render_error,
     error_model=ErrorResponse,
 )
+
+
+# Registered after every page: a console path with a trailing slash goes to the page
+# without it (a relative redirect with the console's headers); anything else is a 404 page.
+fallback_router = APIRouter(include_in_schema=False)
+
+
+@fallback_router.api_route("/console/{rest:path}", methods=["GET", "HEAD"])
+async def console_fallback(request: Request, rest: str) -> Response:
+    if request.url.path.endswith("/"):
+        target = "/console/" + rest.strip("/") if rest.strip("/") else "/console"
+        query = f"?{request.url.query}" if request.url.query else ""
+        redirect = RedirectResponse(quote(target, safe="/") + query, status_code=307)
+        return secure(redirect, request.app.state.runtime)
+    raise NotFound("There is no such console page.", code="page_not_found")

@@ -99,15 +99,20 @@ async def spend_chart(
             values[index[date.fromisoformat(row.group)]] += row.credits
         series = [Series("credits", values)]
     else:
-        kept = [row.group for row in ranked[:MAX_SERIES]]
-        if len(ranked) > MAX_SERIES:
-            kept.append(OTHER)
-        per_group: dict[str, list[float]] = defaultdict(lambda: [0.0] * len(days))
+        top = [row.group for row in ranked[:MAX_SERIES]]
+        # The rest, under a key no group can have (a group may be called "(other)" too).
+        rest: str | None = None
+        kept: list[str | None] = [*top, rest] if len(ranked) > MAX_SERIES else list(top)
+        per_group: dict[str | None, list[float]] = defaultdict(lambda: [0.0] * len(days))
         for capture in await usage_repository.captures(session, auth.account.id, start, end):
             name = group_of(group_by, capture)
             day = as_utc(capture.created_at).date()
-            per_group[name if name in kept else OTHER][index[day]] += int(capture.credits)
-        series = [Series(name, per_group[name]) for name in kept]
+            per_group[name if name in top else rest][index[day]] += int(capture.credits)
+        # Its label, unlike any group's.
+        other = OTHER
+        while other in top:
+            other = f"({other})"
+        series = [Series(other if name is None else name, per_group[name]) for name in kept]
     first, last = labels[0], labels[-1]
     total = usage.total.credits
     summary = f"Credits spent {_grouping(group_by)}, {first} to {last} (UTC): "
