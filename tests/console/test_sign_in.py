@@ -63,7 +63,9 @@ def test_a_wrong_key_gets_a_clear_message(page: Page, console_server: ConsoleSer
 
 def test_the_keyboard_alone_signs_in(page: Page, console_server: ConsoleServer) -> None:
     page.goto("/console/sign-in")
-    page.keyboard.type(console_server.user["api_key"])  # the field has the focus
+    # The field takes the focus on its own (autofocus); type once it has it.
+    expect(page.get_by_label("API key")).to_be_focused()
+    page.keyboard.type(console_server.user["api_key"])
     page.keyboard.press("Enter")
     expect(page).to_have_url(re.compile(r"/console$"))
     # Tab reaches the navigation's links (after the skip link and the brand).
