@@ -113,7 +113,8 @@ def serve(
             f"(data directory: {settings.data_dir.resolve()})"
         )
     role = " (API node)" if settings.is_distributed and not with_worker else ""
-    console.print(f"framegate {__version__} listening on http://{listen_host}:{listen_port}{role}")
+    base = f"http://{listen_host}:{listen_port}"
+    console.print(f"framegate {__version__} listening on {base}{role}; console: {base}/console")
     uvicorn.run(
         create_app(settings, with_worker=with_worker),
         host=listen_host,
