@@ -76,6 +76,18 @@ def test_parked_vendor_tasks_hold_no_slot_and_outlive_their_worker(
             ids,
         )
         assert parked, "no task was parked between polls"
+
+        # Every submission recorded (a worker killed between the vendor's answer and that
+        # commit would leave a job the vendor has and framegate does not know of).
+        def recorded() -> int:
+            return len(
+                cluster.db.rows(
+                    "SELECT id FROM tasks WHERE id = ANY(%s) AND engine_task_id IS NOT NULL",
+                    ids,
+                )
+            )
+
+        wait_until_sync(lambda: recorded() == 4, 30, lambda: f"{recorded()} of 4 recorded")
         # The worker that submitted them dies; another one polls them to the end.
         first.kill()
         second = cluster.worker("--routes", ROUTE, "--concurrency", "1")
