@@ -8,6 +8,7 @@ Imported as ``_cluster`` (see ``_common``); nothing of framegate's at module lev
 
 from __future__ import annotations
 
+import abc
 import argparse
 import asyncio
 import contextlib
@@ -99,7 +100,7 @@ def worker_argv(script: Path, options: list[str], max_seconds: float) -> list[st
     ]
 
 
-class BenchEngine:
+class BenchEngine(abc.ABC):
     """Base of the scripts' local engines: no model, always available. ``generate`` runs
     the subclass's ``work``, then writes a 16-byte "video" and thumbnail; ``note`` appends
     ``<fields TAB...>time.time()`` lines to a file of the worker process."""
@@ -115,8 +116,9 @@ class BenchEngine:
     def note(self, *fields: str) -> None:
         self._log.write("\t".join([*fields, f"{time.time():.6f}"]) + "\n")
 
+    @abc.abstractmethod
     async def work(self, request: GenerationRequest, progress: ProgressCallback) -> None:
-        raise NotImplementedError
+        """What the engine does for one task (each script's engine says)."""
 
     async def generate(
         self,

@@ -53,22 +53,23 @@ TEST_ROUTES: dict[str, Any] = {
 }
 
 
+async def pg_admin(sql: str) -> None:
+    """Run one statement as the PostgreSQL administrator (creating, dropping databases)."""
+    connection = await asyncpg.connect(POSTGRES_ADMIN_DSN)
+    try:
+        await connection.execute(sql)
+    finally:
+        await connection.close()
+
+
 @pytest.fixture(scope="session")
 def postgres_url() -> Iterator[str]:
     """A throwaway PostgreSQL database for this run, dropped at the end."""
     name = f"framegate_test_{secrets.token_hex(6)}"
-
-    async def admin(sql: str) -> None:
-        connection = await asyncpg.connect(POSTGRES_ADMIN_DSN)
-        try:
-            await connection.execute(sql)
-        finally:
-            await connection.close()
-
-    asyncio.run(admin(f'CREATE DATABASE "{name}"'))
+    asyncio.run(pg_admin(f'CREATE DATABASE "{name}"'))
     base = POSTGRES_ADMIN_DSN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://")
     yield f"{base}/{name}"
-    asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    asyncio.run(pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
 @pytest.fixture(scope="session")

@@ -16,10 +16,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 import httpx
 
-from tests.conftest import POSTGRES_ADMIN_DSN
+from tests.conftest import POSTGRES_ADMIN_DSN, pg_admin
 from tests.waiting import wait_until_sync
 
 FRAMEGATE = shutil.which("framegate", path=str(Path(sys.executable).parent)) or "framegate"
@@ -39,19 +38,12 @@ def throwaway_database(backend: str) -> Iterator[str]:
         return
     name = f"framegate_proc_{secrets.token_hex(6)}"
 
-    async def admin(sql: str) -> None:
-        connection = await asyncpg.connect(POSTGRES_ADMIN_DSN)
-        try:
-            await connection.execute(sql)
-        finally:
-            await connection.close()
-
-    asyncio.run(admin(f'CREATE DATABASE "{name}"'))
+    asyncio.run(pg_admin(f'CREATE DATABASE "{name}"'))
     base = POSTGRES_ADMIN_DSN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://")
     try:
         yield f"{base}/{name}"
     finally:
-        asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        asyncio.run(pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
 def environment(data_dir: Path, database_url: str, **extra: str) -> dict[str, str]:

@@ -9,7 +9,6 @@ import secrets
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
-import asyncpg
 import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -18,7 +17,7 @@ from framegate.catalog.health import RouteHealth, SharedRouteHealth
 from framegate.db import create_engine, create_sessionmaker, upgrade_database_async
 from framegate.kit.cluster import ClusterBus
 from framegate.models import RouteBreaker
-from tests.conftest import POSTGRES_ADMIN_DSN
+from tests.conftest import POSTGRES_ADMIN_DSN, pg_admin
 from tests.waiting import wait_until
 
 ROUTE = "vendor-route"
@@ -64,18 +63,10 @@ class Cluster:
             ).scalar_one_or_none()
 
 
-async def _admin(sql: str) -> None:
-    connection = await asyncpg.connect(POSTGRES_ADMIN_DSN)
-    try:
-        await connection.execute(sql)
-    finally:
-        await connection.close()
-
-
 @pytest.fixture
 async def cluster() -> AsyncIterator[Cluster]:
     name = f"framegate_breakers_{secrets.token_hex(6)}"
-    await _admin(f'CREATE DATABASE "{name}"')
+    await pg_admin(f'CREATE DATABASE "{name}"')
     base = POSTGRES_ADMIN_DSN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://")
     url = f"{base}/{name}"
     engine = create_engine(url)
@@ -87,7 +78,7 @@ async def cluster() -> AsyncIterator[Cluster]:
         for bus in cluster.buses:
             await bus.stop()
         await engine.dispose()
-        await _admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @pytest.fixture(params=["in-process", "shared"])

@@ -8,7 +8,6 @@ from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
 
-import asyncpg
 import pytest
 from sqlalchemy import update
 
@@ -19,7 +18,7 @@ from framegate.kit.time import utcnow
 from framegate.models import LedgerEntry, Task
 from framegate.runtime import Runtime
 from framegate.tasks.schemas import VideoGenerationRequest
-from tests.conftest import POSTGRES_ADMIN_DSN
+from tests.conftest import POSTGRES_ADMIN_DSN, pg_admin
 
 
 @pytest.fixture
@@ -31,7 +30,7 @@ async def idle_runtime(backend: str, settings: Settings, tmp_path: Path) -> Asyn
     # suite's workers would then claim the task this test drives by hand.
     database_url = f"sqlite+aiosqlite:///{tmp_path / 'attempts.db'}"
     if backend == "postgresql":
-        await _admin(f'CREATE DATABASE "{name}"')
+        await pg_admin(f'CREATE DATABASE "{name}"')
         base = POSTGRES_ADMIN_DSN.rsplit("/", 1)[0].replace(
             "postgresql://", "postgresql+asyncpg://"
         )
@@ -45,15 +44,7 @@ async def idle_runtime(backend: str, settings: Settings, tmp_path: Path) -> Asyn
     finally:
         await runtime.close()
         if backend == "postgresql":
-            await _admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
-async def _admin(sql: str) -> None:
-    connection = await asyncpg.connect(POSTGRES_ADMIN_DSN)
-    try:
-        await connection.execute(sql)
-    finally:
-        await connection.close()
+            await pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 async def submit(runtime: Runtime) -> Task:

@@ -30,7 +30,7 @@ from framegate.kit.cluster import (
     ClusterBus,
     asyncpg_dsn,
 )
-from tests.conftest import POSTGRES_ADMIN_DSN
+from tests.conftest import POSTGRES_ADMIN_DSN, pg_admin
 from tests.waiting import wait_until
 
 # Trust authentication ignores it; it is there to prove no log line shows it.
@@ -49,25 +49,17 @@ class Inbox:
         self.arrived[payload] = time.perf_counter()
 
 
-async def _admin(sql: str) -> None:
-    connection = await asyncpg.connect(POSTGRES_ADMIN_DSN)
-    try:
-        await connection.execute(sql)
-    finally:
-        await connection.close()
-
-
 @pytest.fixture
 async def database_url() -> AsyncIterator[str]:
     name = f"framegate_bus_{secrets.token_hex(6)}"
-    await _admin(f'CREATE DATABASE "{name}"')
+    await pg_admin(f'CREATE DATABASE "{name}"')
     url = make_url(
         POSTGRES_ADMIN_DSN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://")
     )
     try:
         yield url.set(database=name, password=PASSWORD).render_as_string(hide_password=False)
     finally:
-        await _admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @pytest.fixture
@@ -214,7 +206,7 @@ async def test_listener_reconnects_and_resyncs_after_its_backend_is_killed(
     async with started(node_b):
         assert len(resyncs) == 1, "starting resyncs too: the process may have missed messages"
         [killed] = await listener_pids(database_url)
-        await _admin(f"SELECT pg_terminate_backend({killed})")
+        await pg_admin(f"SELECT pg_terminate_backend({killed})")
 
         await wait_until(lambda: len(resyncs) == 2, 10, "B to reconnect and resync")
         [replacement] = await listener_pids(database_url)

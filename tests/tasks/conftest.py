@@ -7,12 +7,11 @@ import asyncio
 import secrets
 from collections.abc import Iterator
 
-import asyncpg
 import pytest
 
 from framegate.config import Settings
 from framegate.runtime import Runtime
-from tests.conftest import POSTGRES_ADMIN_DSN
+from tests.conftest import POSTGRES_ADMIN_DSN, pg_admin
 from tests.tasks.ledger_model import Driver
 
 
@@ -26,7 +25,7 @@ def driver(
     # Its own loop (not installed as the thread's current loop, so the suite's is left alone).
     runner = asyncio.Runner(loop_factory=asyncio.new_event_loop)
     if backend == "postgresql":
-        runner.run(_admin(f'CREATE DATABASE "{name}"'))
+        runner.run(pg_admin(f'CREATE DATABASE "{name}"'))
         base = POSTGRES_ADMIN_DSN.rsplit("/", 1)[0].replace(
             "postgresql://", "postgresql+asyncpg://"
         )
@@ -48,13 +47,5 @@ def driver(
     finally:
         runner.run(runtime.close())
         if backend == "postgresql":
-            runner.run(_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            runner.run(pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         runner.close()
-
-
-async def _admin(sql: str) -> None:
-    connection = await asyncpg.connect(POSTGRES_ADMIN_DSN)
-    try:
-        await connection.execute(sql)
-    finally:
-        await connection.close()
